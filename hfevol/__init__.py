@@ -1,0 +1,48 @@
+"""hfevol: evolve seed instructions into better instruction-tuning data.
+
+The package root is lazy: ``import hfevol`` loads no torch, transformers or datasets;
+each name below is imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "EvolInstruct": "hfevol.evolution",
+    "ALL_OPERATIONS": "hfevol.evolution",
+    "DEPTH_OPERATIONS": "hfevol.evolution",
+    "Backend": "hfevol.backends",
+    "GenerationRequest": "hfevol.backends",
+    "GenerationResult": "hfevol.backends",
+    "SamplingParams": "hfevol.backends",
+    "TransformersBackend": "hfevol.backends",
+    "EMBEDDED_MODEL": "hfevol.models",
+    "load_model": "hfevol.models",
+    "builtin_sample": "hfevol.io",
+    "load_rows": "hfevol.io",
+    "write_output": "hfevol.io",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+if TYPE_CHECKING:
+    from .backends import Backend, GenerationRequest, GenerationResult, SamplingParams, TransformersBackend
+    from .evolution import ALL_OPERATIONS, DEPTH_OPERATIONS, EvolInstruct
+    from .io import builtin_sample, load_rows, write_output
+    from .models import EMBEDDED_MODEL, load_model
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'hfevol' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,134 @@
+"""The generation-backend interface that every backend implements.
+
+A backend is *configuration plus lazily built runtime state*: its dataclass fields are
+plain settings, and whatever is expensive or bound to a process or an event loop (a
+model, an HTTP client, a semaphore) is made on first use and left out of pickling. That
+keeps ``datasets`` fingerprints stable and lets ``num_proc`` workers rebuild their own.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+from ..errors import ConfigError
+
+FinishReason = Literal["stop", "length", "error"]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to decode. ``temperature=0`` means greedy decoding.
+
+    The defaults are the evolution paper's: temperature 0.7, top_p 0.95, up to 2048 new
+    tokens.
+    """
+
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_new_tokens: int = 2048
+    stop: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.temperature, (int, float)) and math.isfinite(self.temperature) and self.temperature >= 0):
+            raise ConfigError(f"sampling option temperature={self.temperature!r} must be a number >= 0")
+        if not (isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1):
+            raise ConfigError(f"sampling option top_p={self.top_p!r} must be in (0, 1]")
+        if not (isinstance(self.max_new_tokens, int) and self.max_new_tokens >= 1):
+            raise ConfigError(f"sampling option max_new_tokens={self.max_new_tokens!r} must be an integer >= 1")
+        if isinstance(self.stop, str) or not all(isinstance(s, str) and s for s in self.stop):
+            raise ConfigError(f"sampling option stop={self.stop!r} must be a list of non-empty strings")
+        object.__setattr__(self, "stop", tuple(self.stop))
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["stop"] = list(self.stop)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SamplingParams":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown sampling option(s) {unknown}; known: {sorted(known)}")
+        return cls(**{k: (tuple(v) if k == "stop" else v) for k, v in data.items()})
+
+
+GREEDY = SamplingParams(temperature=0.0, top_p=1.0)
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One chat prompt to complete."""
+
+    messages: tuple[tuple[str, str], ...]
+    """(role, content) pairs, rendered with the model's chat template by the backend."""
+    params: SamplingParams = field(default_factory=SamplingParams)
+    seed: int | None = None
+    """Per-request seed: the same seed, prompt and model give the same text."""
+
+    @classmethod
+    def chat(cls, user: str, *, system: str | None = None, params: SamplingParams | None = None, seed: int | None = None) -> "GenerationRequest":
+        messages = ((("system", system),) if system else ()) + (("user", user),)
+        return cls(messages=messages, params=params or SamplingParams(), seed=seed)
+
+    def as_messages(self) -> list[dict[str, str]]:
+        return [{"role": role, "content": content} for role, content in self.messages]
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """What a backend returns for one request. A failed request is a result, not an exception."""
+
+    text: str | None
+    finish_reason: FinishReason
+    error: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.finish_reason != "error"
+
+    @classmethod
+    def failure(cls, message: str) -> "GenerationResult":
+        return cls(text=None, finish_reason="error", error=message)
+
+
+class Backend(abc.ABC):
+    """Turns chat requests into completions.
+
+    Subclasses are dataclasses of settings. They implement :meth:`generate` (a batch,
+    synchronously) and may override :meth:`agenerate` (one request, asynchronously) when
+    they talk to a server.
+    """
+
+    kind: str = "backend"
+
+    @abc.abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """A JSON-safe identity: backend kind, model and revision. It goes into metadata and cache keys."""
+
+    @abc.abstractmethod
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        """Complete a batch of requests, one result per request, in order."""
+
+    async def agenerate(self, request: GenerationRequest) -> GenerationResult:
+        """Complete one request without blocking the event loop."""
+        return (await asyncio.to_thread(self.generate, [request]))[0]
+
+    # Runtime state (models, clients) lives in attributes whose names start with "_";
+    # they are never pickled, so a copy rebuilds them on first use.
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)

@@ -1,0 +1,131 @@
+"""In-process generation with a transformers causal LM (the CPU default)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigError
+from ..models.loading import EMBEDDED_MODEL, LoadedModel, load_model
+from .base import Backend, GenerationRequest, GenerationResult, SamplingParams
+
+
+@dataclass
+class TransformersBackend(Backend):
+    """Generate with a transformers model in this process.
+
+    Batches are left-padded and rendered with the model's chat template. Sampling is
+    done per row with the row's own seeded generator, so a row's text depends on its
+    seed and prompt, not on which other rows share its batch (up to the tiny float
+    differences that padding causes). The model loads once per process and is shared by
+    every backend instance with the same settings.
+
+    Args:
+        model: ``"embedded"`` (SmolLM2-135M-Instruct), a Hub id or a local folder.
+        batch_size: rows per forward batch.
+        dtype: ``"auto"``, ``"float32"``, ``"bfloat16"`` or ``"float16"``.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda[:N]"``.
+    """
+
+    model: str = EMBEDDED_MODEL
+    batch_size: int = 8
+    dtype: str = "auto"
+    device: str = "auto"
+
+    kind = "transformers"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ConfigError(f"batch_size={self.batch_size!r} must be an integer >= 1")
+
+    @property
+    def loaded(self) -> LoadedModel:
+        """The model, loaded on first use."""
+        if getattr(self, "_loaded", None) is None:
+            self._loaded = load_model(self.model, dtype=self.dtype, device=self.device)
+        return self._loaded
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.kind, **self.loaded.identity}
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        results: list[GenerationResult | None] = [None] * len(requests)
+        groups: dict[SamplingParams, list[int]] = {}
+        for i, request in enumerate(requests):
+            groups.setdefault(request.params, []).append(i)
+        tokenizer = self.loaded.tokenizer
+        for params, indices in groups.items():
+            prompts = {i: self._render(requests[i]) for i in indices}
+            lengths = {i: len(tokenizer(prompts[i], add_special_tokens=False).input_ids) for i in indices}
+            limit = self._context_length()
+            runnable = []
+            for i in indices:
+                if limit is not None and lengths[i] + params.max_new_tokens > limit:
+                    results[i] = GenerationResult.failure(
+                        f"prompt has {lengths[i]} tokens and max_new_tokens is {params.max_new_tokens}, "
+                        f"more than the model's context of {limit} tokens"
+                    )
+                else:
+                    runnable.append(i)
+            runnable.sort(key=lambda i: lengths[i])  # similar lengths share a batch: less padding
+            for start in range(0, len(runnable), self.batch_size):
+                chunk = runnable[start : start + self.batch_size]
+                outs = self._generate_batch([prompts[i] for i in chunk], [requests[i].seed for i in chunk], params)
+                for i, out in zip(chunk, outs):
+                    results[i] = out
+        return [r for r in results if r is not None]
+
+    # -- internals -------------------------------------------------------------------
+
+    def _render(self, request: GenerationRequest) -> str:
+        tokenizer = self.loaded.tokenizer
+        if not tokenizer.chat_template:
+            raise ConfigError(
+                f"model {self.model!r} has no chat template",
+                hint="use an instruct model, or set tokenizer.chat_template on a local copy.",
+            )
+        return tokenizer.apply_chat_template(request.as_messages(), tokenize=False, add_generation_prompt=True)
+
+    def _context_length(self) -> int | None:
+        config = self.loaded.model.config
+        return getattr(config, "max_position_embeddings", None)
+
+    def _generate_batch(self, prompts: list[str], seeds: list[int | None], params: SamplingParams) -> list[GenerationResult]:
+        import torch
+
+        from ._sampling import RowSampler
+
+        loaded = self.loaded
+        tokenizer, model = loaded.tokenizer, loaded.model
+        tokenizer.padding_side = "left"
+        enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        kwargs: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "do_sample": False, "pad_token_id": tokenizer.pad_token_id}
+        if not params.greedy:
+            kwargs["logits_processor"] = [RowSampler(seeds, params.temperature, params.top_p)]
+            kwargs["top_k"] = None  # our sampler does the filtering; keep generate's defaults out of it
+        if params.stop:
+            kwargs["stop_strings"] = list(params.stop)
+            kwargs["tokenizer"] = tokenizer
+        with torch.inference_mode():
+            out = model.generate(**enc, **kwargs)
+        new_tokens = out[:, enc.input_ids.shape[1] :]
+        eos_ids = set(_as_list(model.generation_config.eos_token_id)) | {tokenizer.eos_token_id}
+        results = []
+        for row, prompt_len in zip(new_tokens.tolist(), enc.attention_mask.sum(dim=1).tolist()):
+            n = next((k for k, t in enumerate(row) if t in eos_ids), None)
+            finished = n is not None
+            row = row[:n] if finished else row
+            text = tokenizer.decode(row, skip_special_tokens=True)
+            for s in params.stop:
+                if s in text:
+                    text, finished = text[: text.index(s)], True
+            reason = "stop" if finished or len(row) < params.max_new_tokens else "length"
+            results.append(GenerationResult(text=text.strip(), finish_reason=reason, prompt_tokens=int(prompt_len), completion_tokens=len(row)))
+        return results
+
+
+def _as_list(value: Any) -> list[int]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]

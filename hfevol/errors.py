@@ -1,0 +1,98 @@
+"""Every error hfevol raises on purpose.
+
+Catch :class:`HfevolError` to handle all of them. Where an error is about a bad value it
+also derives from the matching builtin, so ``except ValueError`` keeps working::
+
+    HfevolError
+    ├── ConfigError (ValueError)              an option has a bad value
+    ├── DataError (ValueError)                the data does not fit what a transform reads
+    │   ├── MissingColumnError (KeyError)     a column the transform reads is absent
+    │   └── InvalidRowError                   one row cannot be processed (names row and column)
+    ├── DatasetNotFoundError (FileNotFoundError)
+    ├── ModelError
+    │   ├── ModelNotFoundError (FileNotFoundError)
+    │   └── ModelLoadError                    the files exist but transformers cannot load them
+    ├── BackendError                          a generation backend failed
+    └── MissingDependencyError (ImportError)  an optional package is not installed
+
+Every error carries an optional one-line ``hint`` that says what to do next; it is part of
+``str(error)`` so that the CLI prints it on the same screen.
+"""
+
+from __future__ import annotations
+
+
+class HfevolError(Exception):
+    """Base class of every error raised by hfevol."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return f"{self.message}\nHint: {self.hint}" if self.hint else self.message
+
+
+class ConfigError(HfevolError, ValueError):
+    """An option was given a value hfevol cannot use."""
+
+
+class DataError(HfevolError, ValueError):
+    """The dataset does not have the shape a transform needs."""
+
+
+class MissingColumnError(DataError, KeyError):
+    """A column that a transform reads is not in the dataset."""
+
+    def __init__(self, column: str, available: list[str], *, hint: str | None = None) -> None:
+        self.column = column
+        self.available = list(available)
+        shown = ", ".join(repr(c) for c in self.available) or "none"
+        super().__init__(
+            f"column {column!r} is missing; the dataset has: {shown}",
+            hint=hint or "rename the column (ds.rename_column) or point the transform at another one.",
+        )
+
+    __str__ = HfevolError.__str__  # KeyError would otherwise quote the whole message
+
+
+class InvalidRowError(DataError):
+    """One row holds a value the transform cannot use."""
+
+    def __init__(self, row: int | str, column: str, problem: str, *, hint: str | None = None) -> None:
+        self.row = row
+        self.column = column
+        self.problem = problem
+        super().__init__(f"row {row}, column {column!r}: {problem}", hint=hint)
+
+
+class DatasetNotFoundError(HfevolError, FileNotFoundError):
+    """A dataset path or id could not be found."""
+
+
+class ModelError(HfevolError):
+    """A model could not be found or loaded."""
+
+
+class ModelNotFoundError(ModelError, FileNotFoundError):
+    """A model path does not exist, or a model id cannot be resolved."""
+
+
+class ModelLoadError(ModelError):
+    """A model was found but could not be loaded."""
+
+
+class BackendError(HfevolError):
+    """A generation backend failed to produce an output."""
+
+
+class MissingDependencyError(HfevolError, ImportError):
+    """An optional dependency is needed for the requested feature."""
+
+    def __init__(self, package: str, feature: str, install: str | None = None) -> None:
+        self.package = package
+        super().__init__(
+            f"{feature} needs the {package!r} package, which is not installed",
+            hint=f"install it with: {install or f'pip install {package}'}",
+        )
