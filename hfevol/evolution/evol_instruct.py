@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .. import prompts
-from ..backends.base import Backend, GenerationRequest, SamplingParams
+from ..backends.base import Backend, GenerationRequest, GenerationResult, SamplingParams
 from ..backends.local import TransformersBackend
 from ..errors import ConfigError, InvalidRowError
 from ..seeding import row_seed, text_key
+from ..transform import Batch, GenerationTransform, Prepared
 from ..validation import require_columns, text_problem
 from .operations import ALL_OPERATIONS, check_operations, operation_for
 
@@ -30,8 +31,11 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
 
 
 @dataclass
-class EvolInstruct:
+class EvolInstruct(GenerationTransform):
     """Rewrite each instruction with one Evol-Instruct operation: ``ds.map(evolve, batched=True)``.
+
+    Against an endpoint backend, ``ds.map(evolve.acall, batched=True)`` runs the batch's
+    requests concurrently.
 
     The operation for a row follows the paper's rotation, ``operations[(i + round) %
     len(operations)]``, where ``i`` is the row's position. ``datasets`` passes positions
@@ -77,8 +81,7 @@ class EvolInstruct:
             raise ConfigError(f"round={self.round!r} must be an integer >= 1")
         if self.on_invalid not in ("mark", "raise"):
             raise ConfigError(f"on_invalid={self.on_invalid!r} must be 'mark' or 'raise'")
-        if not isinstance(self.backend, Backend):
-            raise ConfigError(f"backend must be a hfevol Backend, got {type(self.backend).__name__}")
+        self._check_backend()
 
     def metadata(self) -> dict[str, Any]:
         """Everything needed to reproduce this stage: backend identity, prompts, sampling, seed."""
@@ -92,13 +95,12 @@ class EvolInstruct:
             "prompt_versions": {op: prompts.version(f"evol_instruct/{op}") for op in self.operations},
         }
 
-    def __call__(self, batch: dict[str, list[Any]], indices: list[int] | None = None) -> dict[str, list[Any]]:
+    def prepare(self, batch: Batch, indices: list[int] | None) -> Prepared:
         require_columns(batch, self.instruction_column)
         texts = batch[self.instruction_column]
         n = len(texts)
-        out: dict[str, list[Any]] = {c: [None] * n for c in OUTPUT_COLUMNS}
-        requests: list[GenerationRequest] = []
-        pending: list[int] = []
+        out: Batch = {c: [None] * n for c in OUTPUT_COLUMNS}
+        prepared = Prepared(out=out, rows=[], requests=[])
         for j, text in enumerate(texts):
             position = indices[j] if indices is not None else text_key(str(text))
             op = operation_for(self.operations, position, self.round)
@@ -116,20 +118,23 @@ class EvolInstruct:
                 continue
             out["parent_instruction"][j] = text
             prompt = prompts.render(f"evol_instruct/{op}", instruction=text)
-            requests.append(GenerationRequest.chat(prompt, params=self.sampling, seed=seed))
-            pending.append(j)
-        for j, result in zip(pending, self.backend.generate(requests) if requests else []):
-            text = _clean(result.text) if result.ok else None
-            if not result.ok:
-                out["evol_status"][j], out["evol_reason"][j] = "failed", result.error
-            elif not text:
-                out["evol_status"][j], out["evol_reason"][j] = "failed", "the model returned an empty text"
-            elif result.finish_reason == "length":
-                out["evol_status"][j], out["evol_reason"][j] = "truncated", f"stopped at max_new_tokens={self.sampling.max_new_tokens}"
-            else:
-                out["evol_status"][j] = "ok"
-            out["evolved_instruction"][j] = text or None
-        return out
+            prepared.rows.append(j)
+            prepared.requests.append(GenerationRequest.chat(prompt, params=self.sampling, seed=seed))
+        return prepared
+
+    def apply(self, out: Batch, row: int, result: GenerationResult) -> None:
+        text = _clean(result.text) if result.ok else None
+        if not result.ok:
+            status, reason = "failed", result.error
+        elif not text:
+            status, reason = "failed", "the model returned an empty text"
+        elif result.finish_reason == "length":
+            status, reason = "truncated", f"stopped at max_new_tokens={self.sampling.max_new_tokens}"
+        else:
+            status, reason = "ok", None
+        out["evolved_instruction"][row] = text or None
+        out["evol_status"][row] = status
+        out["evol_reason"][row] = reason
 
 
 def _clean(text: str | None) -> str:
