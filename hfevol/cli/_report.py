@@ -37,7 +37,7 @@ def print_summary(
         print("   reasons:")
         for reason, n in reasons.most_common(5):
             print(f"     {n:>5} × {_short(reason, 90)}")
-    shown = [r for r in rows if r[status_column] == "ok"][:examples]
+    shown = [r for r in rows if r[after]][:examples]
     for r in shown:
         print(f"\n   before: {_short(r[before], 110)}\n   after:  {_short(r[after], 110)}")
     print(f"\n   output: {out}")

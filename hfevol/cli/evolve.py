@@ -9,6 +9,7 @@ from pathlib import Path
 from ..evolution import ALL_OPERATIONS, BREADTH_OPERATION, EvolInstruct
 from ..io import BUILTIN_SAMPLE, load_rows, write_output
 from ._options import add_model_options, add_sampling_options, backend_from, sampling_from
+from ..validation import require_columns
 from ._report import print_summary
 
 
@@ -40,9 +41,8 @@ def run(args: argparse.Namespace) -> int:
     ds = load_rows(args.dataset, split=args.split)
     if args.limit is not None:
         ds = ds.select(range(min(args.limit, len(ds))))
-    from ..validation import require_columns
-
     require_columns(ds.column_names, args.instruction_column)
+    evolve.backend.describe()  # loads the model now: a bad --model fails before any row is processed
     started = time.perf_counter()
     evolved = ds.map(
         evolve,
