@@ -56,7 +56,7 @@ def ensure_converted() -> Path:
     """
     target = cached_dir()
     source = gguf_path()
-    stamp = {"source": str(source), "size": source.stat().st_size, "package_version": PACKAGE_VERSION}
+    stamp = {"file": GGUF_FILE, "size": source.stat().st_size, "package_version": PACKAGE_VERSION}
     marker = target / _MARKER
     if marker.is_file() and json.loads(marker.read_text()) == stamp:
         return target
