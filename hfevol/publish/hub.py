@@ -45,6 +45,12 @@ def _fail(action: str, exc: Exception, cls: type[PublishError] = UploadError, hi
     return cls(f"{action} failed: {type(exc).__name__}: {detail}", hint=hint)
 
 
+def _is_network_error(exc: Exception) -> bool:
+    """A dropped connection or time-out (the HTTP client's own classes), an OS-level error, or
+    ``huggingface_hub``'s wrapping of one (``RuntimeError``/``ValueError`` around an LFS upload)."""
+    return isinstance(exc, (OSError, RuntimeError, ValueError)) or type(exc).__module__.split(".")[0] in ("httpx", "httpx2")
+
+
 class HubTarget(Target):
     """Releases in the Hub dataset repo ``repo_id``, on ``branch``."""
 
@@ -71,8 +77,10 @@ class HubTarget(Target):
             if status in (401, 403):
                 raise _fail(action, exc, PublishError, "check that HF_TOKEN (or your login) is valid and may write to this repo.") from exc
             raise _fail(action, exc) from exc
-        except Exception as exc:  # the transport's errors (connection reset, time-out) have no common base here
-            raise _fail(action, exc) from exc
+        except Exception as exc:
+            if _is_network_error(exc):
+                raise _fail(action, exc) from exc
+            raise
 
     def prepare(self) -> None:
         """Check the token, create the repo if needed, and keep a private repo private."""
@@ -83,9 +91,11 @@ class HubTarget(Target):
         except HfHubHTTPError as exc:
             raise _fail("checking the Hub token", exc, PublishError, "set HF_TOKEN to a valid token with write access.") from exc
         except Exception as exc:
+            if not _is_network_error(exc):
+                raise
             raise _fail("reaching the Hub", exc, PublishError, "check HF_ENDPOINT and the network.") from exc
         self._call("creating the repo", self.api.create_repo, self.repo_id, private=True if self.private_requested else None, exist_ok=True)
-        info = self._call("reading the repo", self.api.dataset_info, self.repo_id)
+        info = self._call("reading the repo", self.api.repo_info, self.repo_id)
         self.private = bool(info.private)
         if self.private_requested and not self.private:
             # Only ever towards private: a re-publish never makes a private repo public.
@@ -101,7 +111,7 @@ class HubTarget(Target):
 
         entries = self._call("listing files", self.api.list_repo_tree, self.repo_id, revision=revision, recursive=True)
         files = {e.path: RemoteFile(e.blob_id, e.lfs.sha256 if e.lfs else None) for e in entries if isinstance(e, RepoFile)}
-        info = self._call("reading the revision", self.api.dataset_info, self.repo_id, revision=revision)
+        info = self._call("reading the revision", self.api.repo_info, self.repo_id, revision=revision)
         return Head(info.sha, files)
 
     def head(self) -> Head | None:
