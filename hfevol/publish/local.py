@@ -95,7 +95,12 @@ class LocalTarget(Target):
         if create_pr:
             raise ConfigError("create_pr applies to the Hub only", hint="give a repo id to open a pull request.")
         for path in delete:
-            (self.folder / path).unlink(missing_ok=True)
+            gone = self.folder / path
+            gone.unlink(missing_ok=True)
+            for parent in gone.parents:  # folders left empty go too, as git would not keep them
+                if parent == self.folder or any(parent.iterdir()):
+                    break
+                parent.rmdir()
         for path, local in files.items():
             target = self.folder / path
             target.parent.mkdir(parents=True, exist_ok=True)
