@@ -165,25 +165,25 @@ def _scores(source: ReleaseSource) -> list[dict[str, Any]]:
 
 
 def _examples(source: ReleaseSource) -> list[dict[str, Any]]:
+    """A few evolved rows of the default config, ``ok`` ones first. ``response`` is shown when a
+    responder stage wrote it (``output`` is the seed's answer to the *old* instruction: not shown)."""
     table = source.table()
     names = table.column_names
     if "evolved_instruction" not in names:
         return []
     before = "parent_instruction" if "parent_instruction" in names else "instruction" if "instruction" in names else None
-    response = next((c for c in ("response", "output") if c in names), None)
-    out = []
-    for row in table.slice(0, 200).to_pylist():
-        if row.get("evol_status", "ok") != "ok" or not row.get("evolved_instruction"):
-            continue
-        out.append({
+    rows = [r for r in table.slice(0, 500).to_pylist() if r.get("evolved_instruction")]
+    rows.sort(key=lambda r: r.get("evol_status", "ok") != "ok")
+    return [
+        {
             "before": _block(row.get(before) if before else None),
             "after": _block(row["evolved_instruction"]),
-            "response": _block(row.get(response)) if response and row.get(response) else None,
+            "response": _block(row["response"]) if row.get("response") else None,
             "operation": row.get("evol_operation"),
-        })  # fmt: skip
-        if len(out) == _EXAMPLES:
-            break
-    return out
+            "status": row.get("evol_status", "ok"),
+        }
+        for row in rows[:_EXAMPLES]
+    ]
 
 
 def _one_line(text: str, width: int) -> str:
