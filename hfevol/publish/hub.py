@@ -64,7 +64,6 @@ class HubTarget(Target):
         self.private_requested = private
         self.location = repo_id
         self.api: HfApi = HfApi(token=hub_token() if token_required else get_token())
-        self.private: bool | None = None
 
     def _call(self, action: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Run one ``HfApi`` call; any failure (HTTP status, dropped connection) becomes a PublishError."""

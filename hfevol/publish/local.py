@@ -45,10 +45,9 @@ class LocalTarget(Target):
 
     kind = "local"
 
-    def __init__(self, folder: str | Path, *, repo_id: str | None = None) -> None:
+    def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder).expanduser().resolve()
         self.location = str(self.folder)
-        self.repo_id = repo_id
 
     def prepare(self) -> None:
         """Create the repository if needed; refuse a folder that holds something else or has edits."""

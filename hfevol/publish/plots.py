@@ -33,7 +33,7 @@ def score_histogram(values: Sequence[float], column: str, out: Path) -> Path:
         ax.legend()
         fig.tight_layout()
         out.parent.mkdir(parents=True, exist_ok=True)
-        # A fixed creation date keeps the file byte-identical for identical data.
+        # No software/version stamp: identical data gives identical bytes on any matplotlib.
         fig.savefig(out, format="png", metadata={"Software": None})
     finally:
         plt.close(fig)

@@ -116,8 +116,8 @@ def publish(
         where = Path(local_dir).expanduser().resolve() if local_dir is not None else default_local_dir(folder)
         if where == source.folder or source.folder in where.parents:
             raise ConfigError(f"the release folder {where} must not be inside the output folder {source.folder}")
-        dest = LocalTarget(where, repo_id=repo_id)
-    dest.prepare()  # type: ignore[attr-defined]
+        dest = LocalTarget(where)
+    dest.prepare()
     releases = dest.releases()
     _check_new(releases, version, force, dest.location)
     with tempfile.TemporaryDirectory(prefix="hfevol-release-") as tmp:
@@ -208,7 +208,7 @@ def _release(dest: Target, files: dict[str, Path], version: str, message: str, *
     def result(status: Status, commit: str, *, tag: str | None = None, pr_url: str | None = None, note: str = "") -> PublishResult:
         return PublishResult(
             target=dest.kind, location=dest.location, version=version, status=status, commit=commit, tag=tag,  # type: ignore[arg-type]
-            files=tuple(sorted(files)), load=dest.load_hint(version), pr_url=pr_url, private=getattr(dest, "private", None), note=note,
+            files=tuple(sorted(files)), load=dest.load_hint(version), pr_url=pr_url, private=dest.private, note=note,
         )  # fmt: skip
 
     head = dest.head()

@@ -7,12 +7,16 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..testing.hub_store import git_blob_id
 
 KEEP = (".gitattributes", ".gitignore")
 """Files of a target branch that a release never deletes."""
 DERIVED = ("README.md", "plots/")
 """Files made from the payload (the card, the plots): not part of the content comparison."""
+
+
+def git_blob_id(data: bytes) -> str:
+    """Git's object id for a file's bytes (``git hash-object``)."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,12 @@ class Target(abc.ABC):
 
     kind: str
     location: str
+    private: bool | None = None
+    """Whether the Hub repo is private, once :meth:`prepare` has run (None for local folders)."""
+
+    @abc.abstractmethod
+    def prepare(self) -> None:
+        """Create what is missing (the repo, the folder) and check that releases can be made."""
 
     @abc.abstractmethod
     def releases(self) -> list[Release]:
