@@ -25,6 +25,9 @@ _LAZY = {
     "builtin_sample": "hfevol.io",
     "load_rows": "hfevol.io",
     "write_output": "hfevol.io",
+    "publish": "hfevol.publish",
+    "publish_from": "hfevol.publish",
+    "list_releases": "hfevol.publish",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
     from .evolution import ALL_OPERATIONS, DEPTH_OPERATIONS, EvolInstruct
     from .io import builtin_sample, load_rows, write_output
     from .models import EMBEDDED_MODEL, load_model
+    from .publish import list_releases, publish, publish_from
 
 
 def __getattr__(name: str) -> Any:

@@ -7,12 +7,18 @@ also derives from the matching builtin, so ``except ValueError`` keeps working::
     ├── ConfigError (ValueError)              an option has a bad value
     ├── DataError (ValueError)                the data does not fit what a transform reads
     │   ├── MissingColumnError (KeyError)     a column the transform reads is absent
-    │   └── InvalidRowError                   one row cannot be processed (names row and column)
+    │   ├── InvalidRowError                   one row cannot be processed (names row and column)
+    │   ├── NotHfevolOutputError              a folder to publish is not an hfevol output
+    │   └── EmptyDatasetError                 a dataset to publish has no rows
     ├── DatasetNotFoundError (FileNotFoundError)
     ├── ModelError
     │   ├── ModelNotFoundError (FileNotFoundError)
     │   └── ModelLoadError                    the files exist but transformers cannot load them
     ├── BackendError                          a generation backend failed
+    ├── PublishError                          a release could not be made
+    │   ├── MissingTokenError (PermissionError)   no Hub token in the environment or login
+    │   ├── ReleaseExistsError (FileExistsError)  the version is already released
+    │   └── UploadError (ConnectionError)         the Hub failed or the network dropped mid-push
     └── MissingDependencyError (ImportError)  an optional package is not installed
 
 Every error carries an optional one-line ``hint`` that says what to do next; it is part of
@@ -85,6 +91,30 @@ class ModelLoadError(ModelError):
 
 class BackendError(HfevolError):
     """A generation backend failed to produce an output."""
+
+
+class NotHfevolOutputError(DataError):
+    """A folder given to ``publish`` lacks ``hfevol_run.json`` or ``data/*.parquet``."""
+
+
+class EmptyDatasetError(DataError):
+    """A dataset (or one of its configs) to publish has no rows."""
+
+
+class PublishError(HfevolError):
+    """A release could not be made; nothing was tagged."""
+
+
+class MissingTokenError(PublishError, PermissionError):
+    """Publishing to the Hub needs a token, from ``HF_TOKEN`` or ``hf auth login``."""
+
+
+class ReleaseExistsError(PublishError, FileExistsError):
+    """The version is already released (pass ``force=True`` to move it)."""
+
+
+class UploadError(PublishError, ConnectionError):
+    """The Hub refused the upload or the connection failed part-way."""
 
 
 class MissingDependencyError(HfevolError, ImportError):

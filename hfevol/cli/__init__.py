@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import HfevolError
-from . import evolve, prepare
+from . import evolve, prepare, publish, releases
 
-COMMANDS = (prepare, evolve)
+COMMANDS = (prepare, evolve, publish, releases)
 
 
 def build_parser() -> argparse.ArgumentParser:

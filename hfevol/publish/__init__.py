@@ -1,0 +1,47 @@
+"""Versioned releases of hfevol outputs, to the Hugging Face Hub or to a local git folder.
+
+``publish(folder, repo_id, version="v1")`` turns an hfevol output folder into one
+release: one commit holding the data, the dataset card (``README.md``), the run's
+configuration file and the score plots, then a tag named ``version`` at that exact commit.
+``load_dataset(repo_id, revision="v1")`` then returns that data with that card.
+
+**The input contract** (what other stages write, and what the card shows):
+
+- ``<folder>/hfevol_run.json``: the run record (``hfevol.io.RUN_FILE``): ``hfevol_version``,
+  ``source`` (the seed dataset), ``rows``, and ``stages``, a list of each stage's
+  ``metadata()``: ``stage``, ``backend`` (``model``, ``kind``, served model id ...),
+  ``operations``, ``round``, ``sampling``, ``seed``, ``prompt_versions``. A stage may also
+  list ``score_columns`` to have them summarised. Optional top-level keys read by the card:
+  ``license``, ``language``, ``pretty_name``, ``tags``, ``default_config``.
+- Data: every ``*.parquet`` under ``<folder>/data/``. ``data/<split>.parquet`` is the
+  ``default`` config; ``data/<config>/<split>.parquet`` is config ``<config>`` (one per round:
+  ``round_1``, ``round_2`` ...). Sharded files ``<split>-00000-of-00002.parquet`` join their
+  split. With several configs the last one in natural order (``round_10`` after ``round_2``)
+  is the default unless the run record names ``default_config``.
+- Columns, read generically and shown only when present:
+
+  - ``<name>_status`` with ``<name>_reason`` (``evol_status``/``evol_reason``): counts by
+    status and the commonest reasons why rows were eliminated;
+  - score columns: the numeric columns named in :data:`SCORE_COLUMNS`, ending in
+    ``_score``, or listed in a stage's ``score_columns``: summary statistics and a
+    distribution plot (``plots/<column>.png``);
+  - examples before and after evolution: ``parent_instruction`` -> ``evolved_instruction``,
+    with ``response`` (or ``output``) when present.
+- ``<folder>/car.csv`` or ``<folder>/car.md``: the CAR table, shown in the card and shipped
+  with the release.
+
+**Targets.** With a ``repo_id`` the release goes to the Hub (``HF_ENDPOINT`` decides which;
+the token comes only from ``HF_TOKEN`` or ``hf auth login``). Without one it goes to a local
+git repository (default ``<folder>-release``) with the same layout and one annotated tag
+per version; ``load_dataset(<that folder>)`` loads it, and ``publish_from(<that folder>,
+version, repo_id)`` later pushes a chosen version to the Hub unchanged.
+
+**Guarantees.** See :func:`hfevol.publish.release.publish`.
+"""
+
+from __future__ import annotations
+
+from .release import PublishResult, Release, list_releases, publish, publish_from
+from .source import SCORE_COLUMNS
+
+__all__ = ["SCORE_COLUMNS", "PublishResult", "Release", "list_releases", "publish", "publish_from"]

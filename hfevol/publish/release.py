@@ -1,0 +1,231 @@
+"""Making a release: ``publish``, ``publish_from`` and ``list_releases``."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from ..errors import ConfigError, PublishError, ReleaseExistsError, UploadError
+from .card import CardOptions, numbers, render_card, score_columns
+from .hub import HubTarget, hub_token
+from .local import LocalTarget, export_version, is_release_folder
+from .source import ReleaseSource, read_source
+from .target import Release, Target
+from .versions import check_repo_id, check_version
+
+logger = logging.getLogger(__name__)
+
+Status = Literal["published", "unchanged", "pull_request"]
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """What a publish did: ``published`` (a commit, or an untagged identical one, got the tag),
+    ``unchanged`` (the content equals a release already made: nothing written) or
+    ``pull_request`` (a PR was opened; nothing tagged yet)."""
+
+    target: Literal["hub", "local"]
+    location: str
+    """The repo id or the local folder."""
+    version: str
+    status: Status
+    commit: str
+    tag: str | None
+    files: tuple[str, ...]
+    load: str
+    """One line of Python that loads the release."""
+    pr_url: str | None = None
+    private: bool | None = None
+    note: str = ""
+
+
+def default_local_dir(folder: str | Path) -> Path:
+    """Where ``publish`` writes a local release of ``folder``: ``<folder>-release`` beside it."""
+    root = Path(folder).expanduser().resolve()
+    return root.with_name(f"{root.name}-release")
+
+
+def publish(
+    folder: str | Path,
+    repo_id: str | None = None,
+    *,
+    version: str,
+    private: bool = False,
+    create_pr: bool = False,
+    force: bool = False,
+    target: Literal["auto", "hub", "local"] = "auto",
+    local_dir: str | Path | None = None,
+    branch: str = "main",
+    message: str | None = None,
+    card: CardOptions | None = None,
+) -> PublishResult:
+    """Publish the hfevol output ``folder`` as release ``version``.
+
+    The target is the Hub repo ``repo_id`` when one is given (``target="auto"``) and no
+    ``local_dir``; otherwise a local git folder (``local_dir``, default ``<folder>-release``),
+    whose card then names ``repo_id`` as the dataset's future Hub id.
+
+    Guarantees:
+
+    - **One consistent revision.** Data, card (``README.md``), configuration file
+      (``hfevol_run.json``), CAR table and plots go in ONE commit on ``branch``; files of
+      an earlier release that this one lacks are deleted in that same commit.
+    - **No tag on a partial commit.** The tag is created only after the commit call has
+      returned its commit id, and after the files at that id have been read back and
+      compared with what was sent; it names that id, not the branch. A Hub commit is
+      atomic (one request), so a failure before it leaves the branch as it was, and a
+      failure after it (an answer lost) leaves an untagged commit that the retry finds
+      identical and tags.
+    - **No empty release.** When the branch already holds the same data and configuration
+      and that commit already carries a release, nothing is written (``status="unchanged"``).
+    - **Existing versions are kept.** A version that exists is refused unless ``force``
+      (which moves the tag; the old commit stays in the history).
+    - **Private stays private.** ``private=True`` creates a private repo or turns a public
+      one private; nothing ever makes a repo public.
+    - **Tokens.** The Hub token comes only from ``HF_TOKEN`` or ``hf auth login``; it is never
+      written, logged or put in an error, and a release whose files contain it is refused.
+
+    Raises:
+        ConfigError: a bad version, repo id, target or option combination.
+        DatasetNotFoundError, NotHfevolOutputError, EmptyDatasetError: ``folder`` cannot be published.
+        MissingTokenError: the Hub target and no token.
+        ReleaseExistsError: ``version`` exists and not ``force``.
+        UploadError: the Hub failed or the connection dropped; nothing was tagged.
+        PublishError: any other failure of the target (a rejected token, git).
+    """
+    version = check_version(version)
+    if target not in ("auto", "hub", "local"):
+        raise ConfigError(f"target={target!r} must be 'auto', 'hub' or 'local'")
+    kind = "hub" if target == "hub" or (target == "auto" and repo_id and local_dir is None) else "local"
+    if repo_id is not None or kind == "hub":
+        if repo_id is None:
+            raise ConfigError("the Hub target needs a repo id", hint="pass repo_id='user/name' (--repo).")
+        check_repo_id(repo_id)
+    if kind == "local" and (private or create_pr):
+        raise ConfigError("--private and --create-pr apply to the Hub only", hint="give --repo (and no --local-dir) to publish to the Hub.")
+    source = read_source(folder)
+    dest: Target
+    if kind == "hub":
+        dest = HubTarget(repo_id, branch=branch, private=private)  # type: ignore[arg-type]
+    else:
+        if branch != "main":
+            raise ConfigError("a local release folder has one branch, main", hint="leave out --branch.")
+        where = Path(local_dir).expanduser().resolve() if local_dir is not None else default_local_dir(folder)
+        if where == source.folder or source.folder in where.parents:
+            raise ConfigError(f"the release folder {where} must not be inside the output folder {source.folder}")
+        dest = LocalTarget(where)
+    dest.prepare()
+    releases = dest.releases()
+    _check_new(releases, version, force, dest.location)
+    with tempfile.TemporaryDirectory(prefix="hfevol-release-") as tmp:
+        files = _stage(source, Path(tmp), repo_id=repo_id, version=version, earlier=[r.version for r in releases if r.version != version], options=card or CardOptions())
+        if kind == "hub":
+            _refuse_token(files)
+        return _release(dest, files, version, message or f"Release {version}", force=force, create_pr=create_pr, releases=releases)
+
+
+def publish_from(
+    release_folder: str | Path,
+    repo_id: str,
+    *,
+    version: str,
+    private: bool = False,
+    create_pr: bool = False,
+    force: bool = False,
+    branch: str = "main",
+    message: str | None = None,
+) -> PublishResult:
+    """Push release ``version`` of a local release folder to the Hub, byte for byte (card included).
+
+    Same guarantees and errors as :func:`publish`; also PublishError when the folder has no
+    such version.
+    """
+    version = check_version(version)
+    check_repo_id(repo_id)
+    hub_token()
+    with tempfile.TemporaryDirectory(prefix="hfevol-release-") as tmp:
+        files = export_version(release_folder, version, Path(tmp))
+        _refuse_token(files)
+        dest = HubTarget(repo_id, branch=branch, private=private)
+        dest.prepare()
+        releases = dest.releases()
+        _check_new(releases, version, force, dest.location)
+        return _release(dest, files, version, message or f"Release {version}", force=force, create_pr=create_pr, releases=releases)
+
+
+def list_releases(where: str | Path) -> list[Release]:
+    """The releases of a local release folder (a path) or of a Hub dataset (``user/name``), oldest first."""
+    path = Path(where).expanduser()
+    if path.exists():
+        if not is_release_folder(path):
+            raise ConfigError(f"{path} is not a local release folder (no .git)")
+        return LocalTarget(path).releases()
+    check_repo_id(str(where))
+    return HubTarget(str(where), token_required=False).releases()
+
+
+def _check_new(releases: list[Release], version: str, force: bool, location: str) -> None:
+    existing = {r.version: r for r in releases}
+    if version in existing and not force:
+        raise ReleaseExistsError(
+            f"{location} already has release {version} (commit {existing[version].commit[:12]})",
+            hint="choose a new version, or pass --force to move the tag to the new content.",
+        )
+
+
+def _stage(source: ReleaseSource, tmp: Path, *, repo_id: str | None, version: str, earlier: list[str], options: CardOptions) -> dict[str, Path]:
+    """The release's files: the payload as it is, plus the plots and the card written to ``tmp``."""
+    from .plots import score_histogram
+
+    files = source.payload()
+    table = source.table()
+    plots: dict[str, str] = {}
+    for column in score_columns(source, table):
+        values = numbers(table, column)
+        if values:
+            path_in_repo = f"plots/{column}.png"
+            files[path_in_repo] = score_histogram(values, column, tmp / path_in_repo)
+            plots[column] = path_in_repo
+    card = render_card(source, options, repo_id=repo_id, version=version, earlier=earlier, plots=plots)
+    readme = tmp / "README.md"
+    readme.write_text(str(card), encoding="utf-8")
+    files["README.md"] = readme
+    return files
+
+
+def _refuse_token(files: dict[str, Path]) -> None:
+    """Refuse to upload a file that contains the Hub token (without ever printing the token)."""
+    token = hub_token().encode()
+    for path, local in files.items():
+        if token in local.read_bytes():
+            raise PublishError(f"{path} contains your Hub token; refusing to publish it", hint="remove the token from that file and run again.")
+
+
+def _release(dest: Target, files: dict[str, Path], version: str, message: str, *, force: bool, create_pr: bool, releases: list[Release]) -> PublishResult:
+    def result(status: Status, commit: str, *, tag: str | None = None, pr_url: str | None = None, note: str = "") -> PublishResult:
+        return PublishResult(
+            target=dest.kind, location=dest.location, version=version, status=status, commit=commit, tag=tag,  # type: ignore[arg-type]
+            files=tuple(sorted(files)), load=dest.load_hint(version), pr_url=pr_url, private=dest.private, note=note,
+        )  # fmt: skip
+
+    head = dest.head()
+    if head is not None and head.same_payload(files) and not force:
+        tagged = [r.version for r in releases if r.commit == head.commit]
+        if tagged or create_pr:
+            same = f"release {tagged[-1]}" if tagged else "the branch"
+            return result("unchanged", head.commit, note=f"the data and configuration equal {same}; no commit and no tag were made (--force tags them anyway).")
+        commit = head.commit  # the same content, committed but never tagged (a merged PR, or a lost answer)
+        logger.info("the branch already holds this content at %s; tagging it", commit)
+    else:
+        commit, pr_url = dest.commit(files, head.stale(files) if head else [], message, create_pr=create_pr)
+        if pr_url is not None:
+            return result("pull_request", commit, pr_url=pr_url, note="nothing was tagged: once the pull request is merged, run the same command without --create-pr to tag the merged commit.")
+        wrong = dest.files_at(commit).check_commit(files)
+        if wrong:
+            raise UploadError(f"commit {commit[:12]} does not hold the release as sent ({', '.join(wrong)}); it was not tagged", hint="run the same command again.")
+    dest.tag(version, commit, message, replace=any(r.version == version for r in releases))
+    return result("published", commit, tag=version)
+

@@ -1,0 +1,139 @@
+"""Local releases (a git folder with one tag per version), the card, and the input checks."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from _publish_helpers import make_output
+
+from hfevol.errors import ConfigError, DatasetNotFoundError, EmptyDatasetError, NotHfevolOutputError, PublishError, ReleaseExistsError
+from hfevol.publish import list_releases, publish
+from hfevol.publish.card import CardOptions, render_card, size_category
+from hfevol.publish.release import default_local_dir
+from hfevol.publish.source import read_source
+from hfevol.publish.versions import check_version, version_key
+from hfevol.testing.hub_metadata import validate_card_yaml
+
+
+def _git(folder: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, check=True).stdout
+
+
+def test_local_release_is_a_git_folder_with_a_tag_per_version(tmp_path):
+    import datasets
+
+    a, b = make_output(tmp_path / "a", 6, tag="a"), make_output(tmp_path / "b", 9, tag="b", scores=False)
+    release = tmp_path / "release"
+    r1 = publish(a, version="v1", local_dir=release)
+    r2 = publish(b, version="v1.1", local_dir=release)
+    assert (r1.status, r2.status, r2.target) == ("published", "published", "local")
+    assert _git(release, "tag", "--list").split() == ["v1", "v1.1"]
+    assert _git(release, "rev-parse", "v1^{commit}").strip() == r1.commit
+    assert datasets.load_dataset(str(release), split="train").to_list() == pq.read_table(b / "data/train.parquet").to_pylist()
+    # v1.1 has no scores: its commit deleted v1's plots rather than keeping stale ones
+    assert "plots/ic_ifd.png" in _git(release, "ls-tree", "-r", "--name-only", "v1").split()
+    assert not (release / "plots").exists()
+    assert [r.version for r in list_releases(release)] == ["v1", "v1.1"]
+    assert _git(release, "show", "v1:hfevol_run.json") == (a / "hfevol_run.json").read_text()
+
+
+def test_default_local_folder_sits_beside_the_output(tmp_path):
+    out = make_output(tmp_path / "evolved")
+    result = publish(out, version="v1")
+    assert Path(result.location) == default_local_dir(out) == tmp_path / "evolved-release"
+
+
+def test_local_refusals(tmp_path):
+    out = make_output(tmp_path / "out")
+    release = tmp_path / "release"
+    publish(out, version="v1", local_dir=release)
+    with pytest.raises(ReleaseExistsError):
+        publish(make_output(tmp_path / "b", tag="b"), version="v1", local_dir=release)
+    assert publish(out, version="v2", local_dir=release).status == "unchanged"
+    (release / "README.md").write_text("edited by hand")
+    with pytest.raises(PublishError, match="uncommitted changes"):
+        publish(make_output(tmp_path / "c", tag="c"), version="v3", local_dir=release)
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("x")
+    with pytest.raises(ConfigError, match="not a release folder"):
+        publish(out, version="v1", local_dir=tmp_path / "busy")
+    with pytest.raises(ConfigError, match="Hub only"):
+        publish(out, version="v1", local_dir=tmp_path / "x", private=True)
+    with pytest.raises(ConfigError, match="inside the output folder"):
+        publish(out, version="v1", local_dir=out / "release")
+
+
+def test_input_folder_checks(tmp_path):
+    with pytest.raises(DatasetNotFoundError):
+        read_source(tmp_path / "missing")
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(NotHfevolOutputError, match="hfevol_run.json"):
+        read_source(tmp_path / "plain")
+    (tmp_path / "plain" / "hfevol_run.json").write_text('{"stages": []}')
+    with pytest.raises(NotHfevolOutputError, match="no parquet"):
+        read_source(tmp_path / "plain")
+    (tmp_path / "plain" / "hfevol_run.json").write_text("[1, 2]")
+    with pytest.raises(NotHfevolOutputError, match="stages"):
+        read_source(tmp_path / "plain")
+    with pytest.raises(EmptyDatasetError, match="no rows"):
+        read_source(make_output(tmp_path / "empty", 0))
+
+
+def test_layouts_one_config_per_round(tmp_path):
+    out = make_output(tmp_path / "out", 4, configs=["round_2", "round_10", "round_1"])
+    source = read_source(out)
+    assert list(source.configs) == ["round_1", "round_2", "round_10"] and source.default_config == "round_10"
+    (out / "data" / "round_1" / "test-00000-of-00002.parquet").write_bytes((out / "data/round_1/train.parquet").read_bytes())
+    (out / "data" / "round_1" / "test-00001-of-00002.parquet").write_bytes((out / "data/round_1/train.parquet").read_bytes())
+    source = read_source(out)
+    assert [f.path_in_repo for f in source.configs["round_1"]["test"]] == ["data/round_1/test-00000-of-00002.parquet", "data/round_1/test-00001-of-00002.parquet"]
+    assert source.config_rows("round_1") == 12
+
+
+@pytest.mark.parametrize("rows, expected", [(0, "n<1K"), (999, "n<1K"), (1000, "1K<n<10K"), (250_000, "100K<n<1M"), (10**13, "n>1T")])
+def test_size_category(rows, expected):
+    assert size_category(rows) == expected
+
+
+@pytest.mark.parametrize("good", ["v1", "v1.2", "1.2.0", "v2.0rc1", "1.0.post1", "1.2.0-rc.1", "1.0.0+build.5"])
+def test_valid_versions(good):
+    assert check_version(good) == good
+
+
+@pytest.mark.parametrize("bad", ["", "latest", "v", "v1.", "1..2", "v 1", "main", "1.2.3/4", "-1", "v1.2.3.", None, 3])
+def test_invalid_versions(bad):
+    with pytest.raises(ConfigError, match="not a valid release version"):
+        check_version(bad)
+
+
+def test_versions_sort_by_value():
+    assert sorted(["v10", "v2", "v1.5", "v2.0rc1"], key=version_key) == ["v1.5", "v2.0rc1", "v2", "v10"]
+
+
+def test_card_metadata_and_sections_follow_the_data(tmp_path):
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    full = make_output(tmp_path / "full", 5, configs=["round_1", "round_2"], car=True, license="apache-2.0")
+    card = render_card(read_source(full), CardOptions(language=["en", "fr"]), repo_id="lab/evolved", version="v3", earlier=["v1", "v2"], plots={"ic_ifd": "plots/ic_ifd.png"})
+    assert validate_card_yaml(str(card)) == []
+    data = DatasetCard(str(card)).data
+    assert isinstance(data, DatasetCardData)
+    assert (data.license, data.language, data.size_categories, data.pretty_name) == ("apache-2.0", ["en", "fr"], ["n<1K"], "evolved")
+    assert [c["config_name"] for c in data.configs] == ["round_1", "round_2"] and data.configs[1]["default"] is True
+    body = card.text
+    for heading in ("## How the data was made", "## Kept and eliminated rows", "## Scores", "## Compatibility-adjusted reward (CAR)", "## Examples", "## Citation"):
+        assert heading in body, heading
+    assert 'load_dataset("lab/evolved", "round_1", revision="v3")' in body
+    assert "| `round_2` | `evol_status` | failed | 2 |" in body  # rows 0 and 3 of 5 failed
+    assert "| `round_1` | `ic_ifd` | 5 | 0.2700 |" in body  # mean of 0.25..0.29
+    assert "![Distribution of ic_ifd](plots/ic_ifd.png)" in body
+    assert "@article{hui2024smaller," in body and "arXiv:2412.11231" in body
+    assert "@article{xu2024stronger," in body and "arXiv:2411.07133" in body
+
+    bare = make_output(tmp_path / "bare", 3, scores=False)
+    body = render_card(read_source(bare), CardOptions(), repo_id=None, version="v1", earlier=[], plots={}).text
+    assert "## Scores" not in body and "## Compatibility-adjusted reward" not in body and "![" not in body
+    assert 'load_dataset("path/to/this/folder")' in body and "revision=" not in body.split("## How the data was made")[0]

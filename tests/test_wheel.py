@@ -1,0 +1,29 @@
+"""The wheel ships the top-level cards/ and metrics/ folders inside the package."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_wheel_carries_cards_and_metrics(tmp_path):
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", str(ROOT), "-w", str(tmp_path)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = tmp_path.glob("hfevol-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "hfevol/_cards/dataset_card.md.jinja" in names
+    assert "hfevol/_metrics/README.md" in names
+    assert "hfevol/testing/hub_server.py" in names and "hfevol/publish/release.py" in names
+
+
+def test_card_template_is_found_in_the_checkout():
+    from hfevol.paths import shipped_dir
+
+    assert (shipped_dir("cards") / "dataset_card.md.jinja").is_file()
