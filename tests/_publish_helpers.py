@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -86,15 +85,6 @@ def point_clients_at(hub: HubServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(datasets.config, "HF_ENDPOINT", hub.url)
     monkeypatch.setattr(datasets.config, "HUB_DATASETS_URL", hub.url + "/datasets/{repo_id}/resolve/{revision}/{path}")
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
-    # The caches too: both libraries fix them at import, i.e. in whichever test imported them first.
-    home = Path(os.environ["HF_HOME"])
-    for name, value in {"HF_HOME": home, "HF_HUB_CACHE": home / "hub", "HUGGINGFACE_HUB_CACHE": home / "hub",
-                        "HF_ASSETS_CACHE": home / "assets", "HF_XET_CACHE": home / "xet"}.items():  # fmt: skip
-        monkeypatch.setattr(hc, name, str(value))
-    for name, value in {"HF_CACHE_HOME": str(home), "HF_DATASETS_CACHE": home / "datasets", "HF_MODULES_CACHE": home / "modules",
-                        "DOWNLOADED_DATASETS_PATH": home / "datasets" / "downloads",
-                        "EXTRACTED_DATASETS_PATH": home / "datasets" / "downloads" / "extracted"}.items():  # fmt: skip
-        monkeypatch.setattr(datasets.config, name, value)
 
 
 @pytest.fixture

@@ -28,7 +28,24 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HFEVOL_HOME", _MODEL_HOME)
     for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT", "HFEVOL_DEBUG"):
         monkeypatch.delenv(name, raising=False)
+    _isolate_library_caches(home, monkeypatch)
     return tmp_path
+
+
+def _isolate_library_caches(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """huggingface_hub and datasets read their cache paths once, at import: point those copies at ``home`` too."""
+    import datasets.config
+    import huggingface_hub.constants as hc
+
+    for name, value in {"HF_HOME": home, "HF_HUB_CACHE": home / "hub", "HUGGINGFACE_HUB_CACHE": home / "hub",
+                        "HF_ASSETS_CACHE": home / "assets", "HF_XET_CACHE": home / "xet"}.items():  # fmt: skip
+        monkeypatch.setattr(hc, name, str(value))
+    monkeypatch.setattr(hc, "HF_TOKEN_PATH", str(home / "token"))
+    monkeypatch.setattr(hc, "HF_STORED_TOKENS_PATH", str(home / "stored_tokens"))
+    for name, value in {"HF_CACHE_HOME": str(home), "HF_DATASETS_CACHE": home / "datasets", "HF_MODULES_CACHE": home / "modules",
+                        "DOWNLOADED_DATASETS_PATH": home / "datasets" / "downloads",
+                        "EXTRACTED_DATASETS_PATH": home / "datasets" / "downloads" / "extracted"}.items():  # fmt: skip
+        monkeypatch.setattr(datasets.config, name, value)
 
 
 @pytest.fixture(scope="session")
