@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import HfevolError
-from . import evolve, prepare
+from . import evolve, prepare, retry_failed
 
-COMMANDS = (prepare, evolve)
+COMMANDS = (prepare, evolve, retry_failed)
 
 
 def build_parser() -> argparse.ArgumentParser:
