@@ -10,8 +10,10 @@ runs, how often, and what a failure means:
   default factory) for two reasons: the pool must hold as many kept-alive connections as
   there are requests in flight, and ``HF_HUB_OFFLINE=1`` (which blocks every request of
   the default factory) is about the Hub, not about the user's own server.
-- **Load balancing.** A request goes to the endpoint with the fewest requests in flight,
-  skipping endpoints whose connections are failing while a healthy one has room.
+- **Load balancing.** A request goes to the endpoint with the fewest requests in flight or
+  waiting (least outstanding requests), and each endpoint has its own in-flight limit. An
+  endpoint whose connections fail is left out while another is healthy; every
+  ``PROBE_INTERVAL`` seconds it gets one more try, so a replica that comes back is used again.
 - **Retries** follow :class:`~hfevol.backends.retry.RetryPolicy`.
 - **Errors** are mapped to :class:`~hfevol.errors.EndpointError` with a ``cause``; nothing
   from httpx or huggingface_hub leaks out. Unknown exceptions are bugs and propagate.
@@ -36,6 +38,9 @@ T = TypeVar("T")
 
 CONNECT_TIMEOUT = 10.0
 """Seconds to open a TCP connection (capped by the policy's per-attempt time-out)."""
+
+PROBE_INTERVAL = 5.0
+"""Seconds between tries of an endpoint whose connections fail, while others are healthy."""
 
 _AUTH_HINT = "set HF_TOKEN (or run `hf auth login`), or name the variable that holds the server's key with token_env."
 
@@ -153,8 +158,12 @@ class Endpoint:
 
         self.url = url
         self.limit = limit
-        self.in_flight = 0
+        self.slots = asyncio.Semaphore(limit)
+        self.load = 0
+        """Requests in flight or waiting for a slot here."""
         self.failing_since: float | None = None
+        """When connections to it started failing (None: healthy)."""
+        self.last_failure = 0.0
         self._token = token
         self._headers = dict(headers)
         if token:
@@ -170,7 +179,7 @@ class Endpoint:
         self._hf: Any = None
 
     def __repr__(self) -> str:  # never shows headers: they may hold the token
-        return f"Endpoint({self.url!r}, in_flight={self.in_flight}/{self.limit})"
+        return f"Endpoint({self.url!r}, load={self.load}, limit={self.limit})"
 
     @property
     def hf(self) -> Any:
@@ -233,17 +242,16 @@ class Transport:
         self.policy = policy
         self.stats = stats
         self.endpoints = [Endpoint(u, limit=n, policy=policy, headers=headers, token=token) for u, n in zip(urls, limits, strict=True)]
-        self._slots = asyncio.Semaphore(sum(limits))
         self._rng = random.Random()
         self._turn = 0
 
     def _pick(self) -> Endpoint:
-        free = [e for e in self.endpoints if e.in_flight < e.limit]
-        healthy = [e for e in free if e.failing_since is None] or free
+        now = time.monotonic()
+        usable = [e for e in self.endpoints if e.failing_since is None or now - e.last_failure >= PROBE_INTERVAL]
         n = len(self.endpoints)
         self._turn += 1
         order = {id(e): (i - self._turn) % n for i, e in enumerate(self.endpoints)}
-        return min(healthy, key=lambda e: (e.in_flight, order[id(e)]))
+        return min(usable or self.endpoints, key=lambda e: (e.load, order[id(e)]))
 
     def _check_breaker(self) -> None:
         """Fail at once when every endpoint has failed to connect for longer than one request's budget."""
@@ -268,21 +276,22 @@ class Transport:
             except EndpointError as exc:
                 self.stats.record_failure(exc.cause)
                 raise
-            async with self._slots:
-                target = endpoint or self._pick()
-                target.in_flight += 1
-                try:
+            target = endpoint or self._pick()
+            target.load += 1
+            try:
+                async with target.slots:
                     result = await send(target)
-                except Exception as exc:  # classified below; unknown exceptions re-raise from classify
-                    error = classify(exc, target.url)
-                    if error.cause == "connection" and target.failing_since is None:
-                        target.failing_since = time.monotonic()
-                else:
-                    target.failing_since = None
-                    self.stats.record_success()
-                    return result
-                finally:
-                    target.in_flight -= 1
+            except Exception as exc:  # classified below; unknown exceptions re-raise from classify
+                error = classify(exc, target.url)
+                if error.cause == "connection":
+                    target.last_failure = time.monotonic()
+                    target.failing_since = target.failing_since or target.last_failure
+            else:
+                target.failing_since = None
+                self.stats.record_success()
+                return result
+            finally:
+                target.load -= 1
             if not error.retryable:
                 self.stats.record_failure(error.cause)
                 raise error

@@ -57,7 +57,8 @@ class EchoEngine:
     def generate(
         self, prompt: str, *, max_new_tokens: int, temperature: float | None, top_p: float | None, seed: int | None, stop: list[str], top_n: int
     ) -> Generation:
-        lines = [line for line in prompt.splitlines() if line.strip() and not line.startswith("<|")]
+        plain = re.sub(r"<\|[^|>]*\|>", "", prompt)  # drop chat-template markers such as <|im_end|>
+        lines = [line for line in plain.splitlines() if line.strip() and line.strip() not in ("user", "assistant", "system")]
         text = f"Rewritten ({0 if seed is None else seed}): {lines[-1].strip() if lines else ''}"
         words = text.split(" ")
         reason = "eos_token"

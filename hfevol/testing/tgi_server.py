@@ -36,6 +36,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -110,6 +111,8 @@ class TGITestServer:
         self._lock = threading.Lock()
         self._log: list[LoggedRequest] = []
         self._in_system = 0
+        self.peak_in_flight = 0
+        """Most generation requests the server held at once (queued or running)."""
         self._connections: set[socket.socket] = set()
         self._httpd = _Server(("127.0.0.1", port), _make_handler(self))
         self._thread: threading.Thread | None = None
@@ -205,6 +208,7 @@ class TGITestServer:
             if self._in_system >= self.max_concurrent_requests:
                 return 429, {"error": "Model is overloaded", "error_type": "overloaded"}
             self._in_system += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_system)
         try:
             if route in ("/", "/generate"):
                 return self._generate(route, body, fault)
@@ -362,6 +366,12 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 1024  # the default backlog of 5 overflows under bursts of new connections
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], OSError):  # a client that hung up (time-out, kill) is not an error here
+            super().handle_error(request, client_address)
+
 
 def _make_handler(app: TGITestServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
@@ -387,8 +397,8 @@ def _make_handler(app: TGITestServer) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             started = time.time()
             status, payload = app.handle_get(self.path)
-            self._send(status, payload)
             app._append("GET", self.path, None, status, None, started)
+            self._send(status, payload)
 
         def do_POST(self) -> None:
             started = time.time()
@@ -398,45 +408,48 @@ def _make_handler(app: TGITestServer) -> type[BaseHTTPRequestHandler]:
             try:
                 body = json.loads(raw) if raw else None
             except ValueError:
-                self._send(422, f"Failed to parse the request body as JSON: {raw[:60]!r}")
                 app._append("POST", route, raw.decode(errors="replace"), 422, None, started)
+                self._send(422, f"Failed to parse the request body as JSON: {raw[:60]!r}")
                 return
             if route not in PROTECTED_ROUTES or route == "/generate_stream":
-                self._send(404, None)
                 app._append("POST", route, body, 404, None, started)
+                self._send(404, None)
                 return
             if app.api_key is not None and (self.headers.get("authorization") or "").lower() != f"bearer {app.api_key}".lower():
-                self._send(401, None)
                 app._append("POST", route, body, 401, None, started)
+                self._send(401, None)
                 return
             fault = app.faults.pick(route)
-            label = fault.label if fault is not None else None
+            status, write = self._answer(route, body, fault)
+            # Logged before the answer leaves, so that a client that has its answer always finds it in the log.
+            app._append("POST", route, body, status, fault.label if fault is not None else None, started)
+            write()
+
+        def _answer(self, route: str, body: Any, fault: Fault | None) -> tuple[int, Callable[[], None]]:
+            """The status to send (0: drop the connection) and the function that sends it."""
             if fault is not None and fault.kind == "delay":
                 time.sleep(fault.seconds)
             if fault is not None and fault.kind == "drop":
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 self.close_connection = True
-                app._append("POST", route, body, 0, label, started)
-                return
+                return 0, lambda: None
             if fault is not None and fault.kind == "status":
-                headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-                self._send(fault.status, fault.body, headers)
-                app._append("POST", route, body, fault.status, label, started)
-                return
+                return fault.status, lambda: self._send(fault.status, fault.body, {"Retry-After": fault.retry_after} if fault.retry_after else {})
             status, payload = app.handle_post(route, body, fault)
             if status == 200 and fault is not None and fault.kind == "malformed":
-                self._send_raw(200, b'{"generated_text": "cut sh', "application/json")
-            elif status == 200 and fault is not None and fault.kind == "truncated":
-                data = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data) + 100))
-                self.end_headers()
-                self.wfile.write(data[: len(data) // 2])
-                self.close_connection = True
-            else:
-                self._send(status, payload)
-            app._append("POST", route, body, status, label, started)
+                return 200, lambda: self._send_raw(200, b'{"generated_text": "cut sh', "application/json")
+            if status == 200 and fault is not None and fault.kind == "truncated":
+                return 200, lambda: self._send_truncated(payload)
+            return status, lambda: self._send(status, payload)
+
+        def _send_truncated(self, payload: Any) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data) + 100))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.close_connection = True
 
         def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
             if payload is None:
