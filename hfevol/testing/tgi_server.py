@@ -247,9 +247,9 @@ class TGITestServer:
             )
         if n_input > self.max_input_tokens:
             raise _ValidationError(f"`inputs` must have less than {self.max_input_tokens} tokens. Given: {n_input}")
-        started = time.monotonic()
         if self._slots is not None:
             self._slots.acquire()
+        started = time.monotonic()  # the latency counts from the moment a slot is free, as a busy GPU would
         try:
             gen = self.engine.generate(prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, stop=stop, top_n=top_n)
             rest = self.latency - (time.monotonic() - started)
