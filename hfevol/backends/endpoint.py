@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from ..errors import ConfigError, EndpointError, EndpointUnreachableError
 from .base import Backend, GenerationRequest, GenerationResult
 from .retry import RetryPolicy
-from .transport import Endpoint, EndpointStats, Transport
+from .transport import Channel, EndpointStats, Transport
 
 T = TypeVar("T")
 
@@ -132,11 +132,11 @@ class EndpointBackend(Backend):
     # -- hooks for subclasses ----------------------------------------------------------
 
     @abc.abstractmethod
-    async def _probe(self, endpoint: Endpoint) -> dict[str, Any]:
+    async def _probe(self, endpoint: Channel) -> dict[str, Any]:
         """Ask one endpoint what it serves: ``{"model", "revision", "max_concurrent_requests", "server"}``."""
 
     @abc.abstractmethod
-    async def _send(self, endpoint: Endpoint, request: GenerationRequest) -> GenerationResult:
+    async def _send(self, endpoint: Channel, request: GenerationRequest) -> GenerationResult:
         """One attempt of one request: build it, send it through ``endpoint``, parse the answer."""
 
     def _identity_extras(self) -> dict[str, Any]:

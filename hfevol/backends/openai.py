@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from ..errors import ConfigError, EndpointError
 from .base import GenerationRequest, GenerationResult
 from .endpoint import EndpointBackend, chat_kwargs, parse_chat
-from .transport import Endpoint
+from .transport import Channel
 
 
 @dataclass
@@ -48,7 +48,7 @@ class OpenAIBackend(EndpointBackend):
     def _identity_extras(self) -> dict[str, Any]:
         return {"extra_body": self.extra_body} if self.extra_body else {}
 
-    async def _probe(self, endpoint: Endpoint) -> dict[str, Any]:
+    async def _probe(self, endpoint: Channel) -> dict[str, Any]:
         listing = await endpoint.get_json("/v1/models")
         data = listing.get("data") if isinstance(listing, dict) else None
         ids = [m.get("id") for m in data or () if isinstance(m, dict) and isinstance(m.get("id"), str)]
@@ -61,7 +61,7 @@ class OpenAIBackend(EndpointBackend):
         server = {k: entry[k] for k in ("owned_by", "root", "max_model_len") if k in entry}
         return {"model": chosen, "revision": None, "server": server}
 
-    async def _send(self, endpoint: Endpoint, request: GenerationRequest) -> GenerationResult:
+    async def _send(self, endpoint: Channel, request: GenerationRequest) -> GenerationResult:
         if self.route == "chat":
             kwargs = chat_kwargs(request)
             if self.top_n_tokens:

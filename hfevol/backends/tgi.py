@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from ..errors import ConfigError, EndpointError
 from .base import GenerationRequest, GenerationResult
 from .endpoint import EndpointBackend, chat_kwargs, parse_chat
-from .transport import Endpoint
+from .transport import Channel
 
 
 @dataclass
@@ -48,7 +48,7 @@ class TGIBackend(EndpointBackend):
     def _identity_extras(self) -> dict[str, Any]:
         return {"grammar": self.grammar} if self.grammar is not None else {}
 
-    async def _probe(self, endpoint: Endpoint) -> dict[str, Any]:
+    async def _probe(self, endpoint: Channel) -> dict[str, Any]:
         info = await endpoint.get_json("/info")
         if not isinstance(info, dict) or not isinstance(info.get("model_id"), str):
             raise EndpointError(
@@ -61,7 +61,7 @@ class TGIBackend(EndpointBackend):
         server = {k: info.get(k) for k in ("version", "sha", "max_input_tokens", "max_total_tokens", "max_concurrent_requests") if k in info}
         return {"model": info["model_id"], "revision": info.get("model_sha"), "max_concurrent_requests": info.get("max_concurrent_requests"), "server": server}
 
-    async def _send(self, endpoint: Endpoint, request: GenerationRequest) -> GenerationResult:
+    async def _send(self, endpoint: Channel, request: GenerationRequest) -> GenerationResult:
         if self.route == "chat":
             kwargs = chat_kwargs(request)
             if self.top_n_tokens:
@@ -88,7 +88,7 @@ class TGIBackend(EndpointBackend):
         return _parse_generate(out, request, url=endpoint.url, logprobs=bool(self.top_n_tokens))
 
 
-async def _check_token(endpoint: Endpoint) -> None:
+async def _check_token(endpoint: Channel) -> None:
     """Send the cheapest protected request; a 404 means the server has no ``/tokenize`` (fine)."""
     from huggingface_hub.errors import HfHubHTTPError
 

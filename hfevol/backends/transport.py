@@ -1,12 +1,12 @@
 """All network I/O of the endpoint backends: connection pools, load balancing, retries, error mapping, counters.
 
 Backends (``tgi.py``, ``openai.py``) only build requests and parse responses. They hand
-the transport a coroutine function ``send(endpoint)`` and the transport decides where it
+the transport a coroutine function ``send(channel)`` and the transport decides where it
 runs, how often, and what a failure means:
 
-- **Pools.** One ``httpx2.AsyncClient`` per endpoint URL and event loop, sized to the
-  endpoint's in-flight limit, and one ``huggingface_hub.AsyncInferenceClient`` that uses
-  it. hfevol gives the client its own connection pool (instead of huggingface_hub's
+- **Pools.** Per endpoint URL and event loop, as many kept-alive connections as the
+  endpoint's in-flight limit, in :class:`Channel` s of at most ``CHANNEL_SIZE``
+  (``httpx2.AsyncClient`` plus a ``huggingface_hub.AsyncInferenceClient`` that uses it). hfevol gives the client its own connection pool (instead of huggingface_hub's
   default factory) for two reasons: the pool must hold as many kept-alive connections as
   there are requests in flight, and ``HF_HUB_OFFLINE=1`` (which blocks every request of
   the default factory) is about the Hub, not about the user's own server.
@@ -38,6 +38,9 @@ T = TypeVar("T")
 
 CONNECT_TIMEOUT = 10.0
 """Seconds to open a TCP connection (capped by the policy's per-attempt time-out)."""
+
+CHANNEL_SIZE = 16
+"""Connections per pool (see :class:`Endpoint`)."""
 
 PROBE_INTERVAL = 5.0
 """Seconds between tries of an endpoint whose connections fail, while others are healthy."""
@@ -150,40 +153,32 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else ""
 
 
-class Endpoint:
-    """One endpoint URL inside one event loop: its connection pool, its client, its load."""
+class Channel:
+    """One connection pool to an endpoint, and the clients that use it. Backends send through a channel."""
 
-    def __init__(self, url: str, *, limit: int, policy: RetryPolicy, headers: dict[str, str], token: str | None) -> None:
+    def __init__(self, url: str, *, connections: int, policy: RetryPolicy, headers: dict[str, str], token: str | None) -> None:
         import httpx2
 
         self.url = url
-        self.limit = limit
-        self.slots = asyncio.Semaphore(limit)
-        self.load = 0
-        """Requests in flight or waiting for a slot here."""
-        self.failing_since: float | None = None
-        """When connections to it started failing (None: healthy)."""
-        self.last_failure = 0.0
+        self.in_flight = 0
         self._token = token
         self._headers = dict(headers)
-        if token:
-            self._raw_headers = {**self._headers, "authorization": f"Bearer {token}"}
-        else:
-            self._raw_headers = dict(self._headers)
+        self._raw_headers = {**self._headers, "authorization": f"Bearer {token}"} if token else dict(self._headers)
         self._timeout = policy.timeout
         self.http = httpx2.AsyncClient(
             timeout=httpx2.Timeout(policy.timeout, connect=min(CONNECT_TIMEOUT, policy.timeout)),
-            limits=httpx2.Limits(max_connections=limit, max_keepalive_connections=limit, keepalive_expiry=60.0),
+            limits=httpx2.Limits(max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=60.0),
             follow_redirects=False,
+            verify=_ssl_context(),
         )
         self._hf: Any = None
 
     def __repr__(self) -> str:  # never shows headers: they may hold the token
-        return f"Endpoint({self.url!r}, load={self.load}, limit={self.limit})"
+        return f"Channel({self.url!r}, in_flight={self.in_flight})"
 
     @property
     def hf(self) -> Any:
-        """A ``huggingface_hub.AsyncInferenceClient`` for this URL that uses this endpoint's pool."""
+        """A ``huggingface_hub.AsyncInferenceClient`` for this URL that uses this channel's pool."""
         if self._hf is None:
             self._hf = _client_class()(self.http, base_url=self.url, token=self._token, headers=self._headers, timeout=self._timeout)
         return self._hf
@@ -194,8 +189,37 @@ class Endpoint:
     async def post_json(self, path: str, payload: dict[str, Any]) -> Any:
         return _json_of(await self.http.post(self.url + path, json=payload, headers=self._raw_headers))
 
+
+class Endpoint:
+    """One endpoint URL inside one event loop: its in-flight limit, its load, its health, its channels.
+
+    The connections are split over channels of at most ``CHANNEL_SIZE``: httpcore scans
+    every connection of a pool for each request, so one pool of 128 connections costs
+    more client CPU per request than eight pools of 16.
+    """
+
+    def __init__(self, url: str, *, limit: int, policy: RetryPolicy, headers: dict[str, str], token: str | None) -> None:
+        self.url = url
+        self.limit = limit
+        self.slots = asyncio.Semaphore(limit)
+        self.load = 0
+        """Requests in flight or waiting for a slot here."""
+        self.failing_since: float | None = None
+        """When connections to it started failing (None: healthy)."""
+        self.last_failure = 0.0
+        n = -(-limit // CHANNEL_SIZE)
+        self.channels = [Channel(url, connections=-(-limit // n), policy=policy, headers=headers, token=token) for _ in range(n)]
+
+    def __repr__(self) -> str:
+        return f"Endpoint({self.url!r}, load={self.load}, limit={self.limit})"
+
+    def channel(self) -> Channel:
+        """The least busy channel; it has a free connection whenever the endpoint has a free slot."""
+        return min(self.channels, key=lambda c: c.in_flight)
+
     async def aclose(self) -> None:
-        await self.http.aclose()
+        for c in self.channels:
+            await c.http.aclose()
 
 
 def _json_of(response: Any) -> Any:
@@ -203,6 +227,19 @@ def _json_of(response: Any) -> Any:
 
     hf_raise_for_status(response)
     return json.loads(response.content)
+
+
+_SSL_CONTEXT: Any = None
+
+
+def _ssl_context() -> Any:
+    """One TLS context per process (the default one), shared by every pool: building one reads the CA bundle (~25 ms)."""
+    global _SSL_CONTEXT
+    if _SSL_CONTEXT is None:
+        import httpx2
+
+        _SSL_CONTEXT = httpx2.create_ssl_context()
+    return _SSL_CONTEXT
 
 
 _CLIENT_CLASS: type | None = None
@@ -265,7 +302,7 @@ class Transport:
                 hint="restart the server, then run the same command again: finished rows come from the request cache.",
             )
 
-    async def call(self, send: Callable[[Endpoint], Awaitable[T]], *, endpoint: Endpoint | None = None) -> T:
+    async def call(self, send: Callable[[Channel], Awaitable[T]], *, endpoint: Endpoint | None = None) -> T:
         """Run ``send`` on an endpoint, retrying retryable failures; raise :class:`EndpointError` when it gives up."""
         started = time.monotonic()
         attempt = 0
@@ -280,7 +317,12 @@ class Transport:
             target.load += 1
             try:
                 async with target.slots:
-                    result = await send(target)
+                    channel = target.channel()
+                    channel.in_flight += 1
+                    try:
+                        result = await send(channel)
+                    finally:
+                        channel.in_flight -= 1
             except Exception as exc:  # classified below; unknown exceptions re-raise from classify
                 error = classify(exc, target.url)
                 if error.cause == "connection":
