@@ -96,11 +96,12 @@ class EndpointError(BackendError):
 
     ``cause`` names the failure class used in retry decisions and run summaries:
     ``rate_limited``, ``overloaded``, ``server_error``, ``timeout``, ``connection``,
-    ``malformed`` (retried) and ``rejected``, ``auth``, ``not_found`` (never retried).
+    ``malformed`` (retried) and ``rejected``, ``auth``, ``not_found``, ``unsupported``
+    (never retried).
     """
 
     RETRYABLE_CAUSES = frozenset({"rate_limited", "overloaded", "server_error", "timeout", "connection", "malformed"})
-    FATAL_CAUSES = frozenset({"auth", "not_found"})
+    FATAL_CAUSES = frozenset({"auth", "not_found", "unsupported"})
     """Causes that would fail every request alike: they stop the job instead of failing one row."""
 
     def __init__(

@@ -42,38 +42,34 @@ def test_seeded_sampling_is_reproducible_through_the_server(engine):
     assert a[0].text == a[1].text and a[0].text != b[0].text
 
 
-async def _prefill(url: str, enabled_text: str):
-    from huggingface_hub import AsyncInferenceClient
-
-    client = AsyncInferenceClient(base_url=url)
-    return await client.text_generation(enabled_text, details=True, decoder_input_details=True, max_new_tokens=1, model=url + "/generate")
-
-
-def test_prefill_logprobs_match_an_independent_prefix_by_prefix_computation(engine, monkeypatch):
+def test_prefill_logprobs_match_an_independent_prefix_by_prefix_computation(engine):
     import torch
 
-    monkeypatch.delenv("HF_HUB_OFFLINE")  # the plain huggingface_hub client (its own pool) refuses every request when offline
     with TGITestServer(engine, prefill_logprobs=True) as srv:
-        out = asyncio.run(_prefill(srv.url, PROMPT))
-    prefill = out.details.prefill
+        prefill = asyncio.run(TGIBackend(urls=srv.url, retry=FAST).aprompt_logprobs(PROMPT))
+        sent = srv.generations()[0].body["parameters"]
+    assert sent["decoder_input_details"] is True and sent["details"] is True
     tok, model = engine.loaded.tokenizer, engine.loaded.model
     ids = tok(PROMPT).input_ids
-    assert [t.id for t in prefill] == ids and prefill[0].logprob is None
+    assert [t[0] for t in prefill] == ids and prefill[0][2] is None
     # Independent procedure: score token k from a forward pass over ids[:k] alone.
     for k in (1, 4, len(ids) - 1):
         with torch.inference_mode():
             logits = model(torch.tensor([ids[:k]])).logits[0, -1].double()
         expected = float(torch.log_softmax(logits, dim=-1)[ids[k]])
-        assert math.isclose(prefill[k].logprob, expected, abs_tol=2e-4)
-    assert all(t.logprob < 0 for t in prefill[1:])
-    assert "".join(t.text for t in prefill) == PROMPT
+        assert math.isclose(prefill[k][2], expected, abs_tol=2e-4)
+    assert all(t[2] < 0 for t in prefill[1:])
+    assert "".join(t[1] for t in prefill) == PROMPT
 
 
-def test_prefill_logprobs_are_empty_when_the_server_does_not_enable_them(engine, monkeypatch):
-    monkeypatch.delenv("HF_HUB_OFFLINE")
-    with TGITestServer(engine) as srv:
-        out = asyncio.run(_prefill(srv.url, PROMPT))
-    assert out.details.prefill == []  # TGI 3 answers so too; a scorer must check for it
+def test_prefill_logprobs_disabled_on_the_server_is_a_clear_error(engine):
+    from hfevol.errors import EndpointError
+
+    with TGITestServer(engine) as srv:  # TGI 3 without --enable-prefill-logprobs answers with an empty list
+        with pytest.raises(EndpointError, match="no prompt log-probabilities") as info:
+            asyncio.run(TGIBackend(urls=srv.url, retry=FAST).aprompt_logprobs(PROMPT))
+        assert "--enable-prefill-logprobs" in str(info.value)
+        assert srv.generations()[0].status == 200 and len(srv.generations()) == 1  # not retried
 
 
 def test_tokenize_has_tgi_shape(engine):

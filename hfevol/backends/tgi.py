@@ -87,6 +87,33 @@ class TGIBackend(EndpointBackend):
         )
         return _parse_generate(out, request, url=endpoint.url, logprobs=bool(self.top_n_tokens))
 
+    async def aprompt_logprobs(self, text: str) -> list[tuple[int, str, float | None]]:
+        """(token id, token text, log-probability) of each token of ``text`` under the served model.
+
+        TGI's prefill details (``decoder_input_details=True``); the first token has no
+        log-probability (None). The text is sent as is: render any chat template first.
+
+        Raises:
+            EndpointError: the server returned no prefill log-probs (TGI 3 needs
+                ``--enable-prefill-logprobs``; without it the list is silently empty), or
+                the request failed after its retries.
+        """
+        transport = await self._transport()
+
+        async def send(channel: Channel) -> list[tuple[int, str, float | None]]:
+            out = await channel.hf.text_generation(text, model=channel.url + "/generate", details=True, decoder_input_details=True, max_new_tokens=1)
+            prefill = getattr(getattr(out, "details", None), "prefill", None)
+            if not prefill:
+                raise EndpointError(
+                    f"{channel.url} returned no prompt log-probabilities",
+                    cause="unsupported",
+                    url=channel.url,
+                    hint="start TGI with --enable-prefill-logprobs (TGI 3 answers with an empty list without it).",
+                )
+            return [(t.id, t.text, t.logprob) for t in prefill]
+
+        return await transport.call(send)
+
 
 async def _check_token(endpoint: Channel) -> None:
     """Send the cheapest protected request; a 404 means the server has no ``/tokenize`` (fine)."""
