@@ -132,12 +132,12 @@ class EndpointBackend(Backend):
     # -- hooks for subclasses ----------------------------------------------------------
 
     @abc.abstractmethod
-    async def _probe(self, endpoint: Channel) -> dict[str, Any]:
+    async def _probe(self, channel: Channel) -> dict[str, Any]:
         """Ask one endpoint what it serves: ``{"model", "revision", "max_concurrent_requests", "server"}``."""
 
     @abc.abstractmethod
-    async def _send(self, endpoint: Channel, request: GenerationRequest) -> GenerationResult:
-        """One attempt of one request: build it, send it through ``endpoint``, parse the answer."""
+    async def _send(self, channel: Channel, request: GenerationRequest) -> GenerationResult:
+        """One attempt of one request: build it, send it through ``channel``, parse the answer."""
 
     def _identity_extras(self) -> dict[str, Any]:
         """Settings of the subclass that change what the server answers (part of the cache key)."""
@@ -241,10 +241,10 @@ class EndpointBackend(Backend):
         }
 
     def cache_identity(self) -> dict[str, Any]:
-        served = self.check()
-        keep = ("backend", "route", "model", "revision", "top_n_tokens", "tokenizer", *self._identity_extras())
+        """The served model and every setting that changes its answers; not the URLs (replicas share answers)."""
         desc = self.describe()
-        return {k: desc[k] for k in keep if k in desc} | {"model_name": self.model or served["model"]}
+        keep = ("backend", "route", "model", "revision", "top_n_tokens", "tokenizer", *self._identity_extras())
+        return {k: desc[k] for k in keep if k in desc} | {"model_name": self.model or desc["model"]}
 
     # -- generation --------------------------------------------------------------------
 
@@ -268,7 +268,7 @@ class EndpointBackend(Backend):
     async def agenerate(self, request: GenerationRequest) -> GenerationResult:
         transport = await self._transport()
         try:
-            return await transport.call(lambda endpoint: self._send(endpoint, request))
+            return await transport.call(lambda channel: self._send(channel, request))
         except EndpointError as exc:
             if exc.fatal:
                 raise

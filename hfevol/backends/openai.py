@@ -48,31 +48,31 @@ class OpenAIBackend(EndpointBackend):
     def _identity_extras(self) -> dict[str, Any]:
         return {"extra_body": self.extra_body} if self.extra_body else {}
 
-    async def _probe(self, endpoint: Channel) -> dict[str, Any]:
-        listing = await endpoint.get_json("/v1/models")
+    async def _probe(self, channel: Channel) -> dict[str, Any]:
+        listing = await channel.get_json("/v1/models")
         data = listing.get("data") if isinstance(listing, dict) else None
         ids = [m.get("id") for m in data or () if isinstance(m, dict) and isinstance(m.get("id"), str)]
         if not ids:
-            raise EndpointError(f"{endpoint.url}/v1/models listed no model (is it an OpenAI-compatible server?)", cause="not_found", url=endpoint.url)
+            raise EndpointError(f"{channel.url}/v1/models listed no model (is it an OpenAI-compatible server?)", cause="not_found", url=channel.url)
         if self.model is not None and self.model not in ids:
-            raise ConfigError(f"model {self.model!r} is not served at {endpoint.url}; it serves {ids}")
+            raise ConfigError(f"model {self.model!r} is not served at {channel.url}; it serves {ids}")
         chosen = self.model or ids[0]
         entry = next(m for m in data if m.get("id") == chosen)
         server = {k: entry[k] for k in ("owned_by", "root", "max_model_len") if k in entry}
         return {"model": chosen, "revision": None, "server": server}
 
-    async def _send(self, endpoint: Channel, request: GenerationRequest) -> GenerationResult:
+    async def _send(self, channel: Channel, request: GenerationRequest) -> GenerationResult:
         if self.route == "chat":
             kwargs = chat_kwargs(request)
             if self.top_n_tokens:
                 kwargs.update(logprobs=True, top_logprobs=self.top_n_tokens)
-            out = await endpoint.hf.chat_completion(request.as_messages(), model=self._model_name(), extra_body=self.extra_body, **kwargs)
-            return parse_chat(out, url=endpoint.url, logprobs=bool(self.top_n_tokens))
+            out = await channel.hf.chat_completion(request.as_messages(), model=self._model_name(), extra_body=self.extra_body, **kwargs)
+            return parse_chat(out, url=channel.url, logprobs=bool(self.top_n_tokens))
         payload = {"model": self._model_name(), "prompt": self._render(request), **chat_kwargs(request)}
         if self.top_n_tokens:
             payload["logprobs"] = self.top_n_tokens
         payload.update(self.extra_body or {})
-        return _parse_completion(await endpoint.post_json("/v1/completions", payload), url=endpoint.url, logprobs=bool(self.top_n_tokens))
+        return _parse_completion(await channel.post_json("/v1/completions", payload), url=channel.url, logprobs=bool(self.top_n_tokens))
 
 
 def _parse_completion(body: Any, *, url: str, logprobs: bool) -> GenerationResult:

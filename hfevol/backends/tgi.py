@@ -48,32 +48,32 @@ class TGIBackend(EndpointBackend):
     def _identity_extras(self) -> dict[str, Any]:
         return {"grammar": self.grammar} if self.grammar is not None else {}
 
-    async def _probe(self, endpoint: Channel) -> dict[str, Any]:
-        info = await endpoint.get_json("/info")
+    async def _probe(self, channel: Channel) -> dict[str, Any]:
+        info = await channel.get_json("/info")
         if not isinstance(info, dict) or not isinstance(info.get("model_id"), str):
             raise EndpointError(
-                f"{endpoint.url}/info did not describe a model (is it a TGI server?)",
+                f"{channel.url}/info did not describe a model (is it a TGI server?)",
                 cause="not_found",
-                url=endpoint.url,
+                url=channel.url,
                 hint="for vLLM, SGLang, llama.cpp and other OpenAI-compatible servers use the openai API kind.",
             )
-        await _check_token(endpoint)
+        await _check_token(channel)
         server = {k: info.get(k) for k in ("version", "sha", "max_input_tokens", "max_total_tokens", "max_concurrent_requests") if k in info}
         return {"model": info["model_id"], "revision": info.get("model_sha"), "max_concurrent_requests": info.get("max_concurrent_requests"), "server": server}
 
-    async def _send(self, endpoint: Channel, request: GenerationRequest) -> GenerationResult:
+    async def _send(self, channel: Channel, request: GenerationRequest) -> GenerationResult:
         if self.route == "chat":
             kwargs = chat_kwargs(request)
             if self.top_n_tokens:
                 kwargs.update(logprobs=True, top_logprobs=self.top_n_tokens)
             if self.grammar is not None:
                 kwargs["response_format"] = self.grammar
-            out = await endpoint.hf.chat_completion(request.as_messages(), model=self._model_name(), **kwargs)
-            return parse_chat(out, url=endpoint.url, logprobs=bool(self.top_n_tokens))
+            out = await channel.hf.chat_completion(request.as_messages(), model=self._model_name(), **kwargs)
+            return parse_chat(out, url=channel.url, logprobs=bool(self.top_n_tokens))
         p = request.params
-        out = await endpoint.hf.text_generation(
+        out = await channel.hf.text_generation(
             self._render(request),
-            model=endpoint.url + "/generate",
+            model=channel.url + "/generate",
             details=True,
             max_new_tokens=p.max_new_tokens,
             do_sample=not p.greedy,
@@ -85,7 +85,7 @@ class TGIBackend(EndpointBackend):
             grammar=self.grammar,
             return_full_text=False,
         )
-        return _parse_generate(out, request, url=endpoint.url, logprobs=bool(self.top_n_tokens))
+        return _parse_generate(out, request, url=channel.url, logprobs=bool(self.top_n_tokens))
 
     async def aprompt_logprobs(self, text: str) -> list[tuple[int, str, float | None]]:
         """(token id, token text, log-probability) of each token of ``text`` under the served model.
@@ -115,12 +115,12 @@ class TGIBackend(EndpointBackend):
         return await transport.call(send)
 
 
-async def _check_token(endpoint: Channel) -> None:
+async def _check_token(channel: Channel) -> None:
     """Send the cheapest protected request; a 404 means the server has no ``/tokenize`` (fine)."""
     from huggingface_hub.errors import HfHubHTTPError
 
     try:
-        await endpoint.post_json("/tokenize", {"inputs": "hfevol"})
+        await channel.post_json("/tokenize", {"inputs": "hfevol"})
     except HfHubHTTPError as exc:
         if exc.response is None or exc.response.status_code != 404:
             raise

@@ -299,7 +299,7 @@ class Transport:
             raise EndpointUnreachableError(
                 f"no endpoint has accepted a connection for more than {budget:.0f} s ({urls})",
                 cause="connection",
-                hint="restart the server, then run the same command again: finished rows come from the request cache.",
+                hint="restart the server and run the same command again (with the request cache, finished rows are not sent again).",
             )
 
     async def call(self, send: Callable[[Channel], Awaitable[T]], *, endpoint: Endpoint | None = None) -> T:

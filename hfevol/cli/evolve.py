@@ -118,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
     from ..validation import require_columns
 
     require_columns(ds.column_names, args.instruction_column)
+    evolve.backend.describe()  # loads the model (an endpoint was checked above): a bad --model fails before any row
     started = time.perf_counter()
     evolved = evolve_rows(ds, evolve, None, batch_size=max(args.batch_size, 1) * 2, desc=f"Evolving round {args.round}")
     seconds = time.perf_counter() - started
