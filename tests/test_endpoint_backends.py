@@ -273,13 +273,17 @@ def test_empty_and_malformed_completions(server):
     assert out["evol_status"] == ["failed"] and "not valid JSON" in out["evol_reason"][0] and "5 attempt(s)" in out["evol_reason"][0]
 
 
-def test_server_dying_mid_run_fails_the_remaining_rows_quickly():
+def test_server_dying_mid_run_fails_the_remaining_rows_quickly_and_loses_nothing(tmp_path):
+    from hfevol.cache import CachedBackend
+
+    policy = RetryPolicy(max_attempts=50, max_total_seconds=2.0, timeout=2.0, initial_backoff=0.05, max_backoff=0.2)
     srv = TGITestServer(latency=0.05, capacity=2).start()
-    backend = TGIBackend(urls=srv.url, max_in_flight=2, retry=RetryPolicy(max_attempts=50, max_total_seconds=2.0, timeout=2.0, initial_backoff=0.05, max_backoff=0.2))
-    backend.check()
+    backend = TGIBackend(urls=srv.url, max_in_flight=2, retry=policy)
+    cached = CachedBackend(backend, str(tmp_path / "c.sqlite"))
+    requests = _requests(60)
 
     async def run():
-        task = asyncio.gather(*(backend.agenerate(r) for r in _requests(60)))
+        task = asyncio.gather(*(cached.agenerate(r) for r in requests))
         while len(srv.generations()) < 10:
             await asyncio.sleep(0.01)
         srv.stop()
@@ -292,3 +296,9 @@ def test_server_dying_mid_run_fails_the_remaining_rows_quickly():
     assert all(("connect" in r.error or "dropped" in r.error or "no endpoint" in r.error) for r in results if not r.ok)
     assert time.monotonic() - started < 15  # the breaker fails the queued rows at once after one budget
     assert backend.stats.snapshot()["failures"]["connection"] == 60 - len(done)
+    assert len(cached.cache) == len(done)
+
+    with TGITestServer() as restarted:  # the server comes back (on another port): only the failed rows are sent
+        again = CachedBackend(TGIBackend(urls=restarted.url, retry=FAST), str(tmp_path / "c.sqlite")).generate(requests)
+        assert all(r.ok for r in again) and len(restarted.generations()) == 60 - len(done)
+    assert [r.text for r in again] == [f"Rewritten ({i}): question {i}" for i in range(60)]
