@@ -16,15 +16,18 @@ import time
 
 import httpx2
 import pytest
-from _servers import FAST, free_port, rows
+from _servers import free_port, rows
 
 from hfevol.backends import GenerationRequest, SamplingParams
 from hfevol.backends.openai import OpenAIBackend
+from hfevol.backends.retry import RetryPolicy
 
 pytestmark = [pytest.mark.llamacpp, pytest.mark.integration]
 
 PYTHON = os.environ.get("HFEVOL_LLAMA_CPP_PYTHON")
 N_CTX = 512
+# llama.cpp's server answers one request at a time on the CPU: the time-out must cover the wait in its queue.
+FAST = RetryPolicy(max_attempts=3, max_total_seconds=300, timeout=120, initial_backoff=0.05, max_backoff=0.2)
 
 
 @pytest.fixture(scope="module")
