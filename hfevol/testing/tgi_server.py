@@ -44,7 +44,8 @@ from typing import Any
 from .engines import EchoEngine, Engine, Generation
 from .faults import Fault, FaultPlan
 
-PROTECTED_ROUTES = frozenset({"/", "/generate", "/generate_stream", "/v1/chat/completions", "/v1/completions", "/tokenize"})
+POST_ROUTES = frozenset({"/", "/generate", "/v1/chat/completions", "/v1/completions", "/tokenize"})
+"""TGI's routes that take a body (streaming is not served); like TGI's ``--api-key``, the key guards exactly these."""
 
 
 @dataclass(frozen=True)
@@ -411,7 +412,7 @@ def _make_handler(app: TGITestServer) -> type[BaseHTTPRequestHandler]:
                 app._append("POST", route, raw.decode(errors="replace"), 422, None, started)
                 self._send(422, f"Failed to parse the request body as JSON: {raw[:60]!r}")
                 return
-            if route not in PROTECTED_ROUTES or route == "/generate_stream":
+            if route not in POST_ROUTES:
                 app._append("POST", route, body, 404, None, started)
                 self._send(404, None)
                 return
