@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 export HF_HUB_DISABLE_TELEMETRY=1
 
-.PHONY: run test test-fast venv prepare clean
+.PHONY: run test test-fast test-llamacpp venv prepare clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,5 +40,15 @@ test: prepare
 test-fast: venv
 	HF_HUB_OFFLINE=1 HF_EVALUATE_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
+# A real third-party OpenAI-compatible server: llama-cpp-python builds from source (about 10 minutes).
+LLAMA_VENV ?= .venv-llamacpp
+$(LLAMA_VENV)/bin/.installed:
+	$(PYTHON) -m venv $(LLAMA_VENV)
+	$(LLAMA_VENV)/bin/python -m pip install -q "llama-cpp-python[server]==0.3.36"
+	touch $@
+
+test-llamacpp: prepare $(LLAMA_VENV)/bin/.installed
+	HF_HUB_OFFLINE=1 HFEVOL_LLAMA_CPP_PYTHON=$(abspath $(LLAMA_VENV))/bin/python $(BIN)/python -m pytest -m llamacpp $(PYTEST_ARGS)
+
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) $(LLAMA_VENV) out .pytest_cache

@@ -20,6 +20,11 @@ _LAZY = {
     "GenerationResult": "hfevol.backends",
     "SamplingParams": "hfevol.backends",
     "TransformersBackend": "hfevol.backends",
+    "TGIBackend": "hfevol.backends",
+    "OpenAIBackend": "hfevol.backends",
+    "RetryPolicy": "hfevol.backends",
+    "CachedBackend": "hfevol.cache",
+    "RequestCache": "hfevol.cache",
     "EMBEDDED_MODEL": "hfevol.models",
     "load_model": "hfevol.models",
     "builtin_sample": "hfevol.io",
@@ -33,7 +38,8 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:
-    from .backends import Backend, GenerationRequest, GenerationResult, SamplingParams, TransformersBackend
+    from .backends import Backend, GenerationRequest, GenerationResult, OpenAIBackend, RetryPolicy, SamplingParams, TGIBackend, TransformersBackend
+    from .cache import CachedBackend, RequestCache
     from .evolution import ALL_OPERATIONS, DEPTH_OPERATIONS, EvolInstruct
     from .io import builtin_sample, load_rows, write_output
     from .models import EMBEDDED_MODEL, load_model

@@ -15,6 +15,10 @@ also derives from the matching builtin, so ``except ValueError`` keeps working::
     │   ├── ModelNotFoundError (FileNotFoundError)
     │   └── ModelLoadError                    the files exist but transformers cannot load them
     ├── BackendError                          a generation backend failed
+    │   └── EndpointError                     an inference server failed (cause, status, retryable)
+    │       ├── EndpointUnreachableError (ConnectionError)   no connection could be made
+    │       └── AuthenticationError (PermissionError)        the server refused the token: never retried
+    ├── CacheError                            the request cache file cannot be used
     ├── PublishError                          a release could not be made
     │   ├── MissingTokenError (PermissionError)   no Hub token in the environment or login
     │   ├── ReleaseExistsError (FileExistsError)  the version is already released
@@ -93,6 +97,58 @@ class BackendError(HfevolError):
     """A generation backend failed to produce an output."""
 
 
+class EndpointError(BackendError):
+    """An inference endpoint did not give a usable answer.
+
+    ``cause`` names the failure class used in retry decisions and run summaries:
+    ``rate_limited``, ``overloaded``, ``server_error``, ``timeout``, ``connection``,
+    ``malformed`` (retried) and ``rejected``, ``auth``, ``not_found``, ``unsupported``
+    (never retried).
+    """
+
+    RETRYABLE_CAUSES = frozenset({"rate_limited", "overloaded", "server_error", "timeout", "connection", "malformed"})
+    FATAL_CAUSES = frozenset({"auth", "not_found", "unsupported"})
+    """Causes that would fail every request alike: they stop the job instead of failing one row."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        cause: str,
+        url: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.cause = cause
+        self.url = url
+        self.status = status
+        self.retry_after = retry_after
+        super().__init__(message, hint=hint)
+
+    @property
+    def retryable(self) -> bool:
+        return self.cause in self.RETRYABLE_CAUSES
+
+    @property
+    def fatal(self) -> bool:
+        return self.cause in self.FATAL_CAUSES
+
+
+class EndpointUnreachableError(EndpointError, ConnectionError):
+    """No connection could be made to an endpoint (checked before any work starts)."""
+
+    __str__ = HfevolError.__str__
+
+
+class AuthenticationError(EndpointError, PermissionError):
+    """The endpoint refused the credentials (HTTP 401/403). Never retried."""
+
+    __str__ = HfevolError.__str__
+
+
+class CacheError(HfevolError):
+    """The request cache file exists but cannot be used (not SQLite, or written by an incompatible version)."""
 class NotHfevolOutputError(DataError):
     """A folder given to ``publish`` lacks ``hfevol_run.json`` or ``data/*.parquet``."""
 

@@ -62,6 +62,17 @@ class GenerationTransform(abc.ABC):
         results = await asyncio.gather(*(self.backend.agenerate(r) for r in prepared.requests))
         return self._finish(prepared, list(results))
 
+    async def amap(self, ds: Any, **map_kwargs: Any) -> Any:
+        """``ds.map(self.acall, batched=True, with_indices=True, ...)`` from code that already runs an event loop.
+
+        ``Dataset.map`` cannot run an async function inside a running loop (a Jupyter
+        notebook is one), so this runs it in a worker thread, which gets its own loop:
+        ``evolved = await evolve.amap(ds)``.
+        """
+        map_kwargs.setdefault("batched", True)
+        map_kwargs.setdefault("with_indices", True)
+        return await asyncio.to_thread(ds.map, self.acall, **map_kwargs)
+
     def _finish(self, prepared: Prepared, results: list[GenerationResult]) -> Batch:
         for row, result in zip(prepared.rows, results, strict=True):
             self.apply(prepared.out, row, result)

@@ -16,6 +16,16 @@ from hfevol.paths import cache_home  # noqa: E402
 _MODEL_HOME = str(cache_home())
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The llama.cpp tests need a separate venv (``make test-llamacpp``): deselect them, visibly, without it."""
+    if os.environ.get("HFEVOL_LLAMA_CPP_PYTHON"):
+        return
+    dropped = [item for item in items if item.get_closest_marker("llamacpp")]
+    if dropped:
+        items[:] = [item for item in items if not item.get_closest_marker("llamacpp")]
+        config.hook.pytest_deselected(items=dropped)
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """No token, no Hub, no shared HF caches; only the model cache is shared."""

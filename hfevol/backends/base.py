@@ -93,6 +93,10 @@ class GenerationResult:
     error: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    logprobs: tuple[float, ...] | None = None
+    """Log-probability of each generated token, from backends asked for them (``top_n_tokens > 0``)."""
+    top_logprobs: tuple[tuple[tuple[str, float], ...], ...] | None = None
+    """For each generated token, the ``top_n_tokens`` most likely (token text, log-probability) pairs."""
 
     @property
     def ok(self) -> bool:
@@ -116,6 +120,14 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def describe(self) -> dict[str, Any]:
         """A JSON-safe identity: backend kind, model and revision. It goes into metadata and cache keys."""
+
+    def cache_identity(self) -> dict[str, Any]:
+        """What makes two backends give the same answer to the same request: the request cache's model key.
+
+        Defaults to :meth:`describe`; endpoint backends leave out their URLs (replicas of one
+        model share cached answers) and keep the served model id and revision.
+        """
+        return self.describe()
 
     @abc.abstractmethod
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:

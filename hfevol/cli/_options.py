@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from ..backends import SamplingParams, TransformersBackend
+from ..backends import Backend, SamplingParams, TransformersBackend
+from ..errors import ConfigError
 from ..models import EMBEDDED_MODEL
+
+CACHE_FILE = Path(".hfevol-cache") / "requests.sqlite"
+"""Default request cache, inside the output folder (hidden, so that ``load_dataset(out)`` ignores it)."""
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -24,8 +29,59 @@ def add_sampling_options(parser: argparse.ArgumentParser, *, temperature: float,
     group.add_argument("--seed", type=int, default=0, help="run seed; each row derives its own (default: 0)")
 
 
-def backend_from(args: argparse.Namespace) -> TransformersBackend:
-    return TransformersBackend(model=args.model, batch_size=args.batch_size, dtype=args.dtype, device=args.device)
+def add_endpoint_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("inference endpoint (instead of a local model)")
+    group.add_argument("--endpoint", action="append", metavar="URL", help="a TGI or OpenAI-compatible server; repeat for replicas of one model")
+    group.add_argument("--endpoint-api", choices=["tgi", "openai"], default="tgi", help="the server's API (default: tgi)")
+    group.add_argument("--endpoint-route", default="chat", help="tgi: chat or generate; openai: chat or completions (default: chat)")
+    group.add_argument("--endpoint-model", default=None, help="model name sent to the server (default: the one it serves)")
+    group.add_argument("--tokenizer", default=None, help="chat template for the generate/completions routes: 'embedded', a folder or a cached Hub id")
+    group.add_argument("--max-in-flight", type=int, default=128, help="requests in flight per endpoint (default: 128)")
+    group.add_argument("--max-attempts", type=int, default=8, help="attempts per request (default: 8)")
+    group.add_argument("--retry-budget", type=float, default=900.0, help="seconds one request may take, retries included (default: 900)")
+    group.add_argument("--request-timeout", type=float, default=300.0, help="seconds one attempt may take (default: 300)")
+    group.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'", help="extra HTTP header (not for credentials)")
+    group.add_argument("--token-env", default=None, metavar="VAR", help="environment variable holding the server's key (default: HF_TOKEN or the hf login)")
+    cache = parser.add_argument_group("resume")
+    cache.add_argument("--cache", default=None, metavar="FILE", help=f"request cache (default: <out>/{CACHE_FILE}); a rerun sends no finished request again")
+    cache.add_argument("--no-cache", action="store_true", help="do not read or write the request cache")
+
+
+def _headers(items: list[str]) -> dict[str, str]:
+    headers = {}
+    for item in items or []:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise ConfigError(f"--header {item!r} must look like 'Name: value'")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def backend_from(args: argparse.Namespace) -> Backend:
+    """The local model, or an endpoint backend when ``--endpoint`` is given."""
+    if not getattr(args, "endpoint", None):
+        return TransformersBackend(model=args.model, batch_size=args.batch_size, dtype=args.dtype, device=args.device)
+    from ..backends.openai import OpenAIBackend
+    from ..backends.retry import RetryPolicy
+    from ..backends.tgi import TGIBackend
+
+    cls = TGIBackend if args.endpoint_api == "tgi" else OpenAIBackend
+    return cls(
+        urls=args.endpoint,
+        route=args.endpoint_route,
+        max_in_flight=args.max_in_flight,
+        retry=RetryPolicy(max_attempts=args.max_attempts, max_total_seconds=args.retry_budget, timeout=args.request_timeout),
+        headers=_headers(args.header),
+        token_env=args.token_env,
+        model=args.endpoint_model,
+        tokenizer=args.tokenizer,
+    )
+
+
+def cache_path_from(args: argparse.Namespace) -> Path | None:
+    if getattr(args, "no_cache", False):
+        return None
+    return Path(args.cache) if getattr(args, "cache", None) else Path(args.out) / CACHE_FILE
 
 
 def sampling_from(args: argparse.Namespace) -> SamplingParams:

@@ -41,3 +41,18 @@ def print_summary(
     for r in shown:
         print(f"\n   before: {_short(r[before], 110)}\n   after:  {_short(r[after], 110)}")
     print(f"\n   output: {out}")
+
+
+def print_endpoint_summary(stats: dict[str, Any], *, cache_hits: int | None) -> None:
+    """Requests sent, answered from the cache, retried and failed, by cause."""
+    retries, failures = stats["retries"], stats["failures"]
+    print("\n   endpoint requests:")
+    print(f"     answered       {stats['successes']:>6}")
+    if cache_hits is not None:
+        print(f"     from cache     {cache_hits:>6}  (not sent)")
+    print(f"     retries        {sum(retries.values()):>6}" + (f"  ({_by_cause(retries)})" if retries else ""))
+    print(f"     failed         {sum(failures.values()):>6}" + (f"  ({_by_cause(failures)})" if failures else ""))
+
+
+def _by_cause(counts: dict[str, int]) -> str:
+    return ", ".join(f"{cause} {n}" for cause, n in sorted(counts.items(), key=lambda kv: -kv[1]))

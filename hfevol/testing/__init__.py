@@ -1,9 +1,36 @@
-"""Stand-ins for servers that cannot run here (the Hugging Face Hub), for tests and demos.
+"""Stand-ins for servers that cannot run here, for tests, benchmarks and demos.
 
-They speak the real HTTP protocols, so the real, unmodified clients (``huggingface_hub``,
-``datasets``) are driven against them through ``HF_ENDPOINT``.
+They speak the real HTTP protocols on 127.0.0.1, so the real, unmodified clients are driven
+against them: a TGI/OpenAI-compatible server with fault injection, and a Hugging Face Hub
+(through ``HF_ENDPOINT``).
 """
 
-from .hub_server import HubServer
+from __future__ import annotations
 
-__all__ = ["HubServer"]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_LAZY = {
+    "EchoEngine": "engines",
+    "Engine": "engines",
+    "Generation": "engines",
+    "ModelEngine": "engines",
+    "Fault": "faults",
+    "FaultPlan": "faults",
+    "HubServer": "hub_server",
+    "LoggedRequest": "tgi_server",
+    "TGITestServer": "tgi_server",
+}
+__all__ = list(_LAZY)
+
+if TYPE_CHECKING:
+    from .engines import EchoEngine, Engine, Generation, ModelEngine
+    from .faults import Fault, FaultPlan
+    from .hub_server import HubServer
+    from .tgi_server import LoggedRequest, TGITestServer
+
+
+def __getattr__(name: str) -> Any:  # lazy, so that `python -m hfevol.testing.tgi_server` imports the server once
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'hfevol.testing' has no attribute {name!r}")

@@ -1,0 +1,349 @@
+"""What every inference-server backend shares: settings, start-up check, per-loop transports, sync and async paths."""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import concurrent.futures
+import dataclasses
+import os
+import re
+import threading
+import weakref
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import urlsplit
+
+from ..errors import ConfigError, EndpointError, EndpointUnreachableError
+from .base import Backend, GenerationRequest, GenerationResult
+from .retry import RetryPolicy
+from .transport import Channel, EndpointStats, Transport
+
+T = TypeVar("T")
+
+DEFAULT_MAX_IN_FLIGHT = 128
+"""Requests in flight per endpoint: TGI's default ``max_concurrent_requests``."""
+
+_SECRET_HEADERS = ("authorization", "proxy-authorization", "api-key", "x-api-key", "cookie")
+
+
+def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion from sync code, also when this thread already runs a loop (a notebook)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
+
+
+def _normalise_url(url: Any) -> str:
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigError(f"endpoint URL {url!r} must be a non-empty string", hint="for example http://127.0.0.1:8080")
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"endpoint URL {url!r} must start with http:// or https:// and name a host", hint="for example http://127.0.0.1:8080")
+    if parts.username or parts.password:
+        raise ConfigError(
+            "endpoint URLs must not hold credentials (user:password@host)",
+            hint="put the token in an environment variable (HF_TOKEN, or one named by token_env).",
+        )
+    if parts.query or parts.fragment:
+        raise ConfigError(f"endpoint URL {url!r} must not have a query or fragment")
+    path = parts.path.rstrip("/")
+    path = path[: -len("/v1")] if path.endswith("/v1") else path  # the API root: routes are appended to it
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+@dataclass
+class EndpointBackend(Backend):
+    """Base of the backends that call an inference server over HTTP.
+
+    Args:
+        urls: one endpoint URL or several replicas of the same model; requests go to the
+            replica with the fewest in flight. A trailing ``/v1`` is accepted.
+        route: which API route generates (see the subclass).
+        max_in_flight: requests in flight per endpoint (default 128, TGI's default
+            ``max_concurrent_requests``; lowered to what TGI's ``/info`` announces).
+        retry: attempts, time budget and per-attempt time-out (:class:`RetryPolicy`).
+        headers: extra HTTP headers. Credentials do not belong here.
+        token_env: name of the environment variable that holds the server's key. By
+            default the Hugging Face token is used (``HF_TOKEN`` or ``hf auth login``),
+            as huggingface_hub does. The token is never logged, described or cached.
+        model: model name sent in the request body; default: the id the server reports.
+        tokenizer: for routes that render the chat template on the client
+            (``generate``, ``completions``): ``"embedded"``, a local folder or a cached
+            Hub id; default: the served model id.
+        top_n_tokens: when > 0, ask for the log-probability of each generated token and
+            the top ``n`` alternatives (``GenerationResult.logprobs``/``top_logprobs``).
+
+    The start-up check (:meth:`check`) runs before the first request: it reads the
+    served model id and revision (they go into :meth:`describe` and the cache key) and
+    raises :class:`~hfevol.errors.EndpointUnreachableError` or
+    :class:`~hfevol.errors.AuthenticationError` before any work starts.
+
+    A request whose retries run out returns a failed :class:`GenerationResult` (the row
+    gets an error status and the job goes on). Authentication failures and unknown
+    routes would fail every row alike: they raise.
+    """
+
+    urls: str | Sequence[str] = ()
+    route: str = "chat"
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    token_env: str | None = None
+    model: str | None = None
+    tokenizer: str | None = None
+    top_n_tokens: int = 0
+
+    ROUTES: ClassVar[tuple[str, ...]] = ("chat",)
+    CLIENT_TEMPLATE_ROUTES: ClassVar[tuple[str, ...]] = ()
+    """Routes that take a raw prompt, so the chat template is rendered here."""
+
+    def __post_init__(self) -> None:
+        raw = [self.urls] if isinstance(self.urls, str) else list(self.urls)
+        if not raw:
+            raise ConfigError(f"{type(self).__name__} needs at least one endpoint URL", hint="for example urls='http://127.0.0.1:8080'")
+        self.urls = tuple(_normalise_url(u) for u in raw)
+        if len(set(self.urls)) != len(self.urls):
+            raise ConfigError(f"endpoint URLs are listed twice: {list(self.urls)}")
+        if self.route not in self.ROUTES:
+            raise ConfigError(f"route={self.route!r} is not one of {list(self.ROUTES)} for {self.kind}")
+        if not (isinstance(self.max_in_flight, int) and self.max_in_flight >= 1):
+            raise ConfigError(f"max_in_flight={self.max_in_flight!r} must be an integer >= 1")
+        if not isinstance(self.retry, RetryPolicy):
+            raise ConfigError(f"retry must be a RetryPolicy, got {type(self.retry).__name__}")
+        self.headers = dict(self.headers or {})
+        for name, value in self.headers.items():
+            if not isinstance(name, str) or not isinstance(value, str):
+                raise ConfigError("headers must map strings to strings")
+            if name.lower() in _SECRET_HEADERS:
+                raise ConfigError(
+                    f"header {name!r} would carry a credential in the configuration",
+                    hint="put the key in an environment variable and name it with token_env (the CLI: --token-env).",
+                )
+        if self.token_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(self.token_env)):
+            raise ConfigError(f"token_env={self.token_env!r} must be the name of an environment variable")
+        if not (isinstance(self.top_n_tokens, int) and self.top_n_tokens >= 0):
+            raise ConfigError(f"top_n_tokens={self.top_n_tokens!r} must be an integer >= 0")
+
+    # -- hooks for subclasses ----------------------------------------------------------
+
+    @abc.abstractmethod
+    async def _probe(self, channel: Channel) -> dict[str, Any]:
+        """Ask one endpoint what it serves: ``{"model", "revision", "max_concurrent_requests", "server"}``."""
+
+    @abc.abstractmethod
+    async def _send(self, channel: Channel, request: GenerationRequest) -> GenerationResult:
+        """One attempt of one request: build it, send it through ``channel``, parse the answer."""
+
+    def _identity_extras(self) -> dict[str, Any]:
+        """Settings of the subclass that change what the server answers (part of the cache key)."""
+        return {}
+
+    # -- runtime state (never pickled) -------------------------------------------------
+
+    def _runtime(self) -> None:
+        if getattr(self, "_lock", None) is None:
+            self._lock = threading.Lock()
+            self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Transport] = weakref.WeakKeyDictionary()
+            self._check_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+            self._served: dict[str, Any] | None = None
+            self._stats = EndpointStats()
+            self._template: Any = None
+
+    @property
+    def stats(self) -> EndpointStats:
+        """Successes, retries and failures of this backend in this process."""
+        self._runtime()
+        return self._stats
+
+    def _token(self) -> str | None:
+        if self.token_env is not None:
+            value = os.environ.get(self.token_env)
+            if not value:
+                raise ConfigError(f"environment variable {self.token_env} (token_env) is not set or empty")
+            return value
+        from huggingface_hub import get_token
+
+        return get_token()
+
+    def _new_transport(self, limits: Sequence[int], policy: RetryPolicy, stats: EndpointStats) -> Transport:
+        return Transport(self.urls, limits=limits, policy=policy, headers=dict(self.headers), token=self._token(), stats=stats)
+
+    # -- start-up check ----------------------------------------------------------------
+
+    def check(self) -> dict[str, Any]:
+        """Probe every endpoint once (cached): served model id, revision and limits.
+
+        Raises:
+            EndpointUnreachableError: an endpoint cannot be reached.
+            AuthenticationError: an endpoint refuses the token.
+            EndpointError: an endpoint does not speak this API.
+            ConfigError: the endpoints serve different models, or the tokenizer needed by
+                the route cannot be loaded.
+        """
+        self._runtime()
+        if self._served is None:
+            run_sync(self._acheck)
+        assert self._served is not None
+        return self._served
+
+    async def _acheck(self) -> None:
+        # A few quick attempts: an endpoint that refuses connections at start is a configuration problem.
+        policy = dataclasses.replace(self.retry, max_attempts=min(self.retry.max_attempts, 3))
+        transport = self._new_transport([1] * len(self.urls), policy, EndpointStats())  # probes are not the run's requests
+        try:
+            found = [await transport.call(self._probe, endpoint=e) for e in transport.endpoints]
+        except EndpointError as exc:
+            if exc.cause not in ("connection", "timeout"):
+                raise
+            raise EndpointUnreachableError(
+                f"endpoint check failed before any work started: {exc.message}",
+                cause=exc.cause,
+                url=exc.url,
+                hint="is the server running and listening on that host and port? Check the URL (and --endpoint-api).",
+            ) from exc
+        finally:
+            await transport.aclose()
+        models = {f["model"] for f in found}
+        if len(models) > 1:
+            raise ConfigError(f"the endpoints serve different models: {dict(zip(self.urls, (f['model'] for f in found)))}", hint="list replicas of one model only.")
+        limits = []
+        for f in found:
+            server_limit = f.get("max_concurrent_requests")
+            limits.append(min(self.max_in_flight, server_limit) if isinstance(server_limit, int) and server_limit > 0 else self.max_in_flight)
+        served = {"model": found[0]["model"], "revision": found[0].get("revision"), "limits": limits, "server": found[0].get("server", {})}
+        if self.route in self.CLIENT_TEMPLATE_ROUTES:
+            self._template = _load_template_tokenizer(self.tokenizer or served["model"], self.route)
+        with self._lock:
+            self._served = served
+
+    # -- identity ----------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        """Backend kind, served model id and revision, route, URLs and limits (runs the start-up check once)."""
+        served = self.check()
+        return {
+            "backend": self.kind,
+            "route": self.route,
+            "model": served["model"],
+            "revision": served["revision"],
+            "urls": list(self.urls),
+            "max_in_flight": served["limits"],
+            "retry": self.retry.to_dict(),
+            "server": served["server"],
+            **self._identity_extras(),
+            **({"top_n_tokens": self.top_n_tokens} if self.top_n_tokens else {}),
+            **({"tokenizer": self.tokenizer} if self.route in self.CLIENT_TEMPLATE_ROUTES else {}),
+        }
+
+    def cache_identity(self) -> dict[str, Any]:
+        """The served model and every setting that changes its answers; not the URLs (replicas share answers)."""
+        desc = self.describe()
+        keep = ("backend", "route", "model", "revision", "top_n_tokens", "tokenizer", *self._identity_extras())
+        return {k: desc[k] for k in keep if k in desc} | {"model_name": self.model or desc["model"]}
+
+    # -- generation --------------------------------------------------------------------
+
+    async def _transport(self) -> Transport:
+        self._runtime()
+        loop = asyncio.get_running_loop()
+        transport = self._loops.get(loop)
+        if transport is not None:
+            return transport
+        lock = self._check_locks.setdefault(loop, asyncio.Lock())
+        async with lock:
+            if self._served is None:
+                await self._acheck()
+            transport = self._loops.get(loop)
+            if transport is None:
+                assert self._served is not None
+                transport = self._new_transport(self._served["limits"], self.retry, self._stats)
+                self._loops[loop] = transport
+        return transport
+
+    async def agenerate(self, request: GenerationRequest) -> GenerationResult:
+        transport = await self._transport()
+        try:
+            return await transport.call(lambda channel: self._send(channel, request))
+        except EndpointError as exc:
+            if exc.fatal:
+                raise
+            return GenerationResult.failure(exc.message)
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        """Run the requests concurrently on a private event loop (the async path does the work)."""
+
+        async def run_all() -> list[GenerationResult]:
+            try:
+                return list(await asyncio.gather(*(self.agenerate(r) for r in requests)))
+            finally:
+                transport = self._loops.pop(asyncio.get_running_loop(), None)
+                if transport is not None:
+                    await transport.aclose()
+
+        return run_sync(run_all) if requests else []
+
+    # -- helpers for subclasses --------------------------------------------------------
+
+    def _model_name(self) -> str:
+        assert self._served is not None
+        return self.model or self._served["model"]
+
+    def _render(self, request: GenerationRequest) -> str:
+        """The prompt of a raw-prompt route: the request's messages through the chat template."""
+        return self._template.apply_chat_template(request.as_messages(), tokenize=False, add_generation_prompt=True)
+
+
+def _load_template_tokenizer(name: str, route: str) -> Any:
+    from ..models.loading import resolve_model
+
+    hint = "pass tokenizer='embedded', a local model folder or a Hub id in the local cache; or use route='chat', where the server applies the template."
+    try:
+        from transformers import AutoTokenizer
+
+        source, _ = resolve_model(name)
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except Exception as exc:
+        raise ConfigError(f"route {route!r} renders the chat template here, but tokenizer {name!r} cannot be loaded: {str(exc).splitlines()[0]}", hint=hint) from exc
+    if not tokenizer.chat_template:
+        raise ConfigError(f"tokenizer {name!r} has no chat template, which route {route!r} needs", hint=hint)
+    return tokenizer
+
+
+def chat_kwargs(request: GenerationRequest) -> dict[str, Any]:
+    """Sampling settings of the OpenAI-style chat API (TGI's Messages API takes the same)."""
+    p = request.params
+    kwargs: dict[str, Any] = {"max_tokens": p.max_new_tokens, "temperature": 0.0 if p.greedy else p.temperature, "seed": request.seed}
+    if not p.greedy and p.top_p < 1.0:
+        kwargs["top_p"] = p.top_p
+    if p.stop:
+        kwargs["stop"] = list(p.stop)
+    return kwargs
+
+
+def parse_chat(out: Any, *, url: str, logprobs: bool) -> GenerationResult:
+    """A :class:`GenerationResult` from a ``ChatCompletionOutput``; a body without a message is malformed."""
+    choices = getattr(out, "choices", None)
+    if not choices or getattr(choices[0], "message", None) is None:
+        raise EndpointError(f"{url} answered without choices[0].message", cause="malformed", url=url)
+    choice = choices[0]
+    text = choice.message.content
+    if not isinstance(text, str):
+        raise EndpointError(f"{url} answered with a message whose content is {type(text).__name__}, not text", cause="malformed", url=url)
+    usage = getattr(out, "usage", None)
+    values = tops = None
+    if logprobs and getattr(choice, "logprobs", None) is not None and choice.logprobs.content:
+        values = tuple(float(t.logprob) for t in choice.logprobs.content)
+        tops = tuple(tuple((a.token, float(a.logprob)) for a in (t.top_logprobs or ())) for t in choice.logprobs.content)
+    return GenerationResult(
+        text=text,
+        finish_reason="length" if choice.finish_reason == "length" else "stop",
+        prompt_tokens=getattr(usage, "prompt_tokens", None),
+        completion_tokens=getattr(usage, "completion_tokens", None),
+        logprobs=values,
+        top_logprobs=tops,
+    )
