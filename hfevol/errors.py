@@ -7,7 +7,9 @@ also derives from the matching builtin, so ``except ValueError`` keeps working::
     ├── ConfigError (ValueError)              an option has a bad value
     ├── DataError (ValueError)                the data does not fit what a transform reads
     │   ├── MissingColumnError (KeyError)     a column the transform reads is absent
-    │   └── InvalidRowError                   one row cannot be processed (names row and column)
+    │   ├── InvalidRowError                   one row cannot be processed (names row and column)
+    │   ├── EmptyDatasetError                 a dataset has no rows
+    │   └── FormatError                       rows are in no known format, or in several at once
     ├── DatasetNotFoundError (FileNotFoundError)
     ├── ModelError
     │   ├── ModelNotFoundError (FileNotFoundError)
@@ -65,6 +67,14 @@ class InvalidRowError(DataError):
         self.column = column
         self.problem = problem
         super().__init__(f"row {row}, column {column!r}: {problem}", hint=hint)
+
+
+class EmptyDatasetError(DataError):
+    """A dataset has no rows, so there is nothing to process."""
+
+
+class FormatError(DataError):
+    """Rows are in no known layout (Alpaca, ShareGPT, messages), or the dataset mixes layouts."""
 
 
 class DatasetNotFoundError(HfevolError, FileNotFoundError):
