@@ -16,7 +16,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 BUILTIN_SAMPLE = "builtin"
-"""Name of the built-in seed sample: 60 instructions (general, math, code) in Alpaca layout."""
+"""Name of the built-in seed sample: 60 instructions (general, math, code) in Alpaca layout.
+``builtin:<category>`` names one category (``builtin:math``)."""
+
+ROUND_CONFIG = "round_{}"
+"""Config (and folder) name of one evolution round in an output folder."""
+ALL_ROUNDS_CONFIG = "all"
+"""Config name of every round together (the default config of an output folder)."""
 
 RUN_FILE = "hfevol_run.json"
 """The file in an output folder that records how the data was made."""
@@ -25,16 +31,25 @@ _FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": 
 
 
 def builtin_sample(category: str | None = None) -> "Dataset":
-    """The built-in seed sample, optionally only one ``category`` (general, math or code)."""
-    from datasets import Dataset
+    """The built-in seed sample, optionally only one ``category`` (general, math or code).
 
-    rows = [json.loads(line) for line in package_file("data", "seed_sample.jsonl").read_text().splitlines() if line.strip()]
+    It is read with ``load_dataset("json", ...)``, so it is file-backed and ``datasets``
+    caches the maps applied to it: an identical second run is served from that cache.
+    """
+    import datasets
+
+    path = package_file("data", "seed_sample.jsonl")
+    ds = datasets.load_dataset("json", data_files=str(path), split="train")
     if category is not None:
-        known = sorted({r["category"] for r in rows})
+        known = sorted(set(ds["category"]))
         if category not in known:
             raise DataError(f"unknown sample category {category!r}", hint=f"choose from {', '.join(known)}.")
-        rows = [r for r in rows if r["category"] == category]
-    return Dataset.from_list(rows)
+        ds = ds.filter(_in_category, input_columns=["category"], batched=True, fn_kwargs={"category": category})
+    return ds
+
+
+def _in_category(values: list[str], category: str) -> list[bool]:
+    return [v == category for v in values]
 
 
 def load_rows(source: str, *, split: str = "train") -> "Dataset":
@@ -52,6 +67,8 @@ def load_rows(source: str, *, split: str = "train") -> "Dataset":
 
     if source == BUILTIN_SAMPLE:
         return builtin_sample()
+    if source.startswith(BUILTIN_SAMPLE + ":"):
+        return builtin_sample(source.split(":", 1)[1])
     path = Path(source).expanduser()
     if path.exists():
         try:
@@ -96,17 +113,55 @@ def _pick_split(loaded: Any, split: str, source: str) -> "Dataset":
 
 
 def write_output(ds: "Dataset", out_dir: str | Path, run: dict[str, Any], *, split: str = "train") -> Path:
-    """Write ``ds`` as ``<out>/data/<split>.parquet`` with the run record beside it.
+    """Write ``ds`` into ``out_dir`` with the run record (``hfevol_run.json``) beside it.
 
-    The folder loads back with ``datasets.load_dataset(out_dir)``. A previous file of the
-    same split is replaced only once the new one is fully written.
+    Without a ``round`` column: ``<out>/data/<split>.parquet``. With one (the output of
+    :func:`hfevol.evolve_rounds`): one folder per round, ``<out>/data/round_<r>/<split>.parquet``,
+    and a ``README.md`` whose YAML ``configs`` make the folder load with ``datasets``:
+    ``load_dataset(out)`` gives every round (config ``all``, the default) and
+    ``load_dataset(out, "round_2")`` one round; ``load_dataset(out, data_dir="data/round_2")``
+    works too. Every round file has the same schema. Files are written to a temporary name
+    and renamed, so an interrupted write never leaves half a file; files of an earlier run's
+    layout in the same folder are removed.
+
+    Returns the folder.
     """
     out = Path(out_dir)
     data_dir = out / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
-    target = data_dir / f"{split}.parquet"
+    written: list[Path] = []
+    if "round" in ds.column_names:
+        from .evolution.rounds import split_rounds
+
+        for config, part in split_rounds(ds).items():
+            written.append(_write_parquet(part, data_dir / config / f"{split}.parquet"))
+        (out / "README.md").write_text(_rounds_readme(out, written, split))
+    else:
+        written.append(_write_parquet(ds, data_dir / f"{split}.parquet"))
+    for stale in sorted(data_dir.glob("*.parquet")) + sorted(data_dir.glob("round_*/*.parquet")):
+        if stale not in written:
+            logger.info("removing %s, left by an earlier run in the same folder", stale)
+            stale.unlink()
+    for folder in data_dir.glob("round_*"):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    (out / RUN_FILE).write_text(json.dumps(run, indent=2, ensure_ascii=False, default=str) + "\n")
+    return out
+
+
+def _write_parquet(ds: "Dataset", target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".parquet.tmp")
     ds.to_parquet(str(tmp))
     tmp.replace(target)
-    (out / RUN_FILE).write_text(json.dumps(run, indent=2, ensure_ascii=False, default=str) + "\n")
     return target
+
+
+def _rounds_readme(out: Path, files: list[Path], split: str) -> str:
+    rel = [f.relative_to(out).as_posix() for f in files]
+    lines = ["---", "configs:", f"- config_name: {ALL_ROUNDS_CONFIG}", "  default: true", "  data_files:", f"  - split: {split}", "    path:"]
+    lines += [f"    - {r}" for r in rel]
+    for r in rel:
+        lines += [f"- config_name: {Path(r).parent.name}", "  data_files:", f"  - split: {split}", f"    path: {r}"]
+    lines += ["---", "", "Written by hfevol: one config per evolution round, and `all` for every round together.", ""]
+    return "\n".join(lines)

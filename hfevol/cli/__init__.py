@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import HfevolError
-from . import evolve, prepare
+from . import evolve, prepare, respond, run_recipe
 
-COMMANDS = (prepare, evolve)
+COMMANDS = (prepare, evolve, respond, run_recipe)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,67 +1,100 @@
-"""``hfevol evolve``: one round of Evol-Instruct over a dataset."""
+"""``hfevol evolve``: several rounds of Evol-Instruct (or Auto Evol-Instruct) over a dataset, with elimination."""
 
 from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ..evolution import ALL_OPERATIONS, BREADTH_OPERATION, EvolInstruct
+from ..errors import ConfigError, EmptyDatasetError
+from ..evolution import ALL_OPERATIONS, BREADTH_OPERATION, AutoEvolInstruct, Elimination, EvolInstruct, Evolver
 from ..io import BUILTIN_SAMPLE, load_rows, write_output
-from ._options import add_model_options, add_sampling_options, backend_from, sampling_from
-from ..validation import require_columns
-from ._report import print_summary
+from ._options import add_format_options, add_model_options, add_sampling_options, backend_from, mapping_from, run_options, sampling_from
+from ._report import print_rounds_summary
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+METHODS = ("evol-instruct", "auto-evol")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evolve", help="evolve instructions with Evol-Instruct", description=__doc__)
-    p.add_argument("--dataset", default=BUILTIN_SAMPLE, help=f"a file, a folder, a Hub id, or {BUILTIN_SAMPLE!r} (default)")
+    p = sub.add_parser("evolve", help="evolve instructions over several rounds", description=__doc__)
+    p.add_argument("--dataset", default=BUILTIN_SAMPLE, help=f"a file, a folder, a Hub id, {BUILTIN_SAMPLE!r} (default) or 'builtin:<general|math|code>'")
     p.add_argument("--split", default="train")
-    p.add_argument("--out", required=True, help="output folder (written as data/train.parquet + hfevol_run.json)")
-    p.add_argument("--instruction-column", default="instruction")
-    p.add_argument("--operations", nargs="+", default=list(ALL_OPERATIONS), metavar="OP", help=f"subset of: {' '.join(ALL_OPERATIONS)}")
+    p.add_argument("--out", required=True, help="output folder: data/round_<r>/train.parquet per round, README.md, hfevol_run.json")
+    p.add_argument("--instruction-column", default="instruction", help="same as --map instruction=COLUMN")
+    p.add_argument("--method", default="evol-instruct", choices=METHODS, help="evol-instruct (the operation rotation, default) or auto-evol")
+    p.add_argument("--rounds", type=int, default=1, help="evolution rounds; each evolves the previous round's ok rows (default: 1)")
+    p.add_argument("--operations", nargs="+", default=list(ALL_OPERATIONS), metavar="OP", help=f"evol-instruct operations, a subset of: {' '.join(ALL_OPERATIONS)}")
     p.add_argument("--no-breadth", action="store_true", help="drop the breadth operation (for math and code data)")
-    p.add_argument("--round", type=int, default=1, help="round number; it shifts the operation rotation (default: 1)")
+    p.add_argument("--no-elimination", action="store_true", help="keep failed evolutions as ok (elimination is on by default)")
     p.add_argument("--limit", type=int, default=None, help="evolve only the first N rows")
+    add_format_options(p)
     add_model_options(p)
     add_sampling_options(p, temperature=0.7, max_new_tokens=2048)
     p.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def build_evolver(args: argparse.Namespace) -> Evolver:
+    """The evolution transform the options describe (round 1; ``evolve_rounds`` sets the others)."""
+    common: dict[str, Any] = {"backend": backend_from(args), "sampling": sampling_from(args), "seed": args.seed}
+    if args.method == "auto-evol":
+        return AutoEvolInstruct(**common)
     operations = [op for op in args.operations if not (args.no_breadth and op == BREADTH_OPERATION)]
-    evolve = EvolInstruct(
-        backend=backend_from(args),
-        operations=tuple(operations),
-        round=args.round,
-        sampling=sampling_from(args),
-        seed=args.seed,
-        instruction_column=args.instruction_column,
-    )
+    return EvolInstruct(operations=tuple(operations), **common)
+
+
+def load_seeds(args: argparse.Namespace) -> "Dataset":
+    """Read ``--dataset``, apply ``--limit``, and bring it to the Alpaca layout (every check before any model call)."""
+    from ..formats import to_alpaca
+
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit {args.limit} must be at least 1")
     ds = load_rows(args.dataset, split=args.split)
     if args.limit is not None:
         ds = ds.select(range(min(args.limit, len(ds))))
-    require_columns(ds.column_names, args.instruction_column)
-    evolve.backend.describe()  # loads the model now: a bad --model fails before any row is processed
+    if len(ds) == 0:
+        raise EmptyDatasetError(f"dataset {args.dataset!r} (split {args.split!r}) has no rows", hint="check --dataset, --split and --limit.")
+    return to_alpaca(ds, mapping_from(args), format=args.format)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import __version__
+    from ..evolution.rounds import evolve_rounds, round_report
+    from ..formats import add_messages
+
+    if args.rounds < 1:
+        raise ConfigError(f"--rounds {args.rounds} must be at least 1", hint="use 1 to 3 rounds, as in the paper.")
+    evolver = build_evolver(args)
+    elimination = None if args.no_elimination else Elimination()
+    seeds = load_seeds(args)
+    evolver.backend.describe()  # loads the model now: a bad --model fails before any row is processed
     started = time.perf_counter()
-    evolved = ds.map(
-        evolve,
-        batched=True,
-        batch_size=max(args.batch_size, 1) * 2,
-        with_indices=True,
-        desc=f"Evolving round {args.round}",
-    )
+    evolved = evolve_rounds(seeds, evolver, args.rounds, elimination=elimination, batch_size=max(args.batch_size, 1) * 2)
+    evolved = add_messages(evolved)
     seconds = time.perf_counter() - started
-    run_record = {"hfevol_version": __import__("hfevol").__version__, "source": args.dataset, "rows": len(evolved), "stages": [evolve.metadata()]}
-    path = write_output(evolved, args.out, run_record)
-    print_summary(
-        f"Evol-Instruct round {args.round}",
-        evolved.to_list(),
-        status_column="evol_status",
-        reason_column="evol_reason",
-        before="parent_instruction",
-        after="evolved_instruction",
-        out=Path(path).parent.parent,
-        seconds=seconds,
-    )
+    report = round_report(evolved)
+    written = sorted(report["rounds"])
+    stages = [{**_replace_round(evolver, r).metadata(), "elimination": elimination.metadata() if elimination else None} for r in written]
+    record = {
+        "hfevol_version": __version__,
+        "commands": [{"command": "evolve", "options": run_options(args)}],
+        "source": args.dataset,
+        "rows": len(evolved),
+        "seed_rows": len(seeds),
+        "rounds_requested": args.rounds,
+        "rounds_written": len(written),
+        "stages": stages,
+        "report": report,
+    }
+    out = write_output(evolved, args.out, record)
+    title = "Auto Evol-Instruct" if args.method == "auto-evol" else "Evol-Instruct"
+    print_rounds_summary(title, report, evolved.to_list(), out=out, seconds=seconds)
     return 0
+
+
+def _replace_round(evolver: Evolver, number: int) -> Evolver:
+    from dataclasses import replace
+
+    return replace(evolver, round=number)

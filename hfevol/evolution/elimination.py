@@ -34,8 +34,9 @@ The rules run in this order and the first that fires names the row:
       "Solution:") or a sentence starting "The answer";
     - or its first line is code (``def``, ``import``, ``class``, ``#include``, a fence);
     - or, with fenced code removed, it has no sign of a request at all: no ``?``, no
-      "please", and no sentence or clause that starts with a request word (an imperative
-      such as "explain", "write", "calculate", a question word, or "you"/"your"/"given").
+      "please", no sentence that starts with a question word ("how", "what", "can", "is" ...),
+      and no sentence or clause that starts with a request word (an imperative such as
+      "explain", "write", "calculate", or "you"/"your"/"given"; :data:`IMPERATIVES`).
 
     *Limits*: a task stated without a question mark or a listed verb is flagged ("A train
     travels 60 km in 45 minutes; its speed in km/h."); an answer that contains a question or
@@ -101,7 +102,7 @@ _ANSWER_OPENING = re.compile(
 _ANSWER_SENTENCE = re.compile(r"(?:^|[.!?]\s+|\n\s*)the (?:final |correct )?answer\b", re.I)
 _CODE_FIRST_LINE = re.compile(r"^(?:```|def |class |import |from \S+ import |#include|function\s*\w*\(|public |SELECT |<\?|<html)", re.I)
 
-REQUEST_WORDS: frozenset[str] = frozenset(
+IMPERATIVES: frozenset[str] = frozenset(
     """
     explain describe write list give provide create generate compose draft design develop build implement
     calculate compute find determine solve evaluate estimate compare contrast analyze analyse summarize summarise
@@ -111,13 +112,18 @@ REQUEST_WORDS: frozenset[str] = frozenset(
     count choose select decide imagine consider brainstorm paraphrase extract complete fill answer state use apply
     modify add remove replace check verify test validate format organize organise arrange express highlight
     interpret investigate examine explore research reflect simulate plot draw sketch produce prepare figure work
-    help please let can could would will should may might shall how what why when where which who whom whose
-    is are does do did was were have has you your given using imagine suppose assume
+    help please let you your given using suppose assume
     """.split()
 )
-"""Words that, at the start of a sentence or clause, mark a request (imperatives, question words, "you")."""
+"""Words that mark a request at the start of a sentence or of a clause (imperatives, "you", "given")."""
 
-_CLAUSE_SPLIT = re.compile(r"[.!?:;,\n]+|\s+-\s+|\(|\)")
+QUESTION_WORDS: frozenset[str] = frozenset(
+    "how what why when where which who whom whose can could would will should may might shall is are does do did".split()
+)
+"""Words that mark a question at the start of a sentence only (after a comma they start relative clauses)."""
+
+_SENTENCE_SPLIT = re.compile(r"[.!?:;\n]+")
+_CLAUSE_SPLIT = re.compile(r",|\s+-\s+|\(|\)")
 
 
 @dataclass
@@ -256,10 +262,14 @@ def has_request(text: str) -> bool:
     prose = _INLINE_CODE.sub(" ", _FENCE.sub(" ", text))
     if "?" in prose or re.search(r"\bplease\b", prose, re.I):
         return True
-    for clause in _CLAUSE_SPLIT.split(prose):
-        words = _words(_opening(clause))
-        if words and words[0] in REQUEST_WORDS:
+    for sentence in _SENTENCE_SPLIT.split(prose):
+        words = _words(_opening(sentence))
+        if words and (words[0] in QUESTION_WORDS or words[0] in IMPERATIVES):
             return True
+        for clause in _CLAUSE_SPLIT.split(sentence)[1:]:
+            words = _words(_opening(clause))
+            if words and words[0] in IMPERATIVES:
+                return True
     return False
 
 

@@ -100,7 +100,10 @@ def evolve_rounds(
                 break
     from datasets import concatenate_datasets
 
-    return concatenate_datasets(produced) if len(produced) > 1 else produced[0]
+    result = concatenate_datasets(produced) if len(produced) > 1 else produced[0]
+    first = ["id", "round", "parent_id", "root_id", column, "input", "output"]
+    order = [c for c in first if c in result.column_names] + [c for c in result.column_names if c not in first]
+    return result.select_columns(order)
 
 
 def split_rounds(ds: "Dataset") -> "DatasetDict":
