@@ -9,7 +9,7 @@ also derives from the matching builtin, so ``except ValueError`` keeps working::
     │   ├── MissingColumnError (KeyError)     a column the transform reads is absent
     │   ├── InvalidRowError                   one row cannot be processed (names row and column)
     │   ├── EmptyDatasetError                 a dataset has no rows
-    │   └── FormatError                       rows are in no known format, or in several at once
+    │   └── FormatError                       rows are in several layouts at once (Alpaca, ShareGPT, messages)
     ├── DatasetNotFoundError (FileNotFoundError)
     ├── ModelError
     │   ├── ModelNotFoundError (FileNotFoundError)
@@ -74,7 +74,7 @@ class EmptyDatasetError(DataError):
 
 
 class FormatError(DataError):
-    """Rows are in no known layout (Alpaca, ShareGPT, messages), or the dataset mixes layouts."""
+    """The dataset mixes layouts (Alpaca, ShareGPT, messages) from row to row."""
 
 
 class DatasetNotFoundError(HfevolError, FileNotFoundError):

@@ -81,14 +81,15 @@ def detect_format(ds: "Dataset") -> Format:
     with none of them belong to the dataset's layout and are marked invalid later.
 
     Raises:
-        FormatError: no layout's columns are present, or two rows are in different layouts
-            (the error names both rows).
+        MissingColumnError: no layout's column is present (the hint lists the layouts).
+        FormatError: two rows are in different layouts (the error names both rows).
     """
     present = [f for f in FORMATS if _KEY_COLUMN[f] in ds.column_names]
     if not present:
-        raise FormatError(
-            f"no known instruction layout: the dataset has {', '.join(map(repr, ds.column_names)) or 'no columns'}",
-            hint="expected 'instruction' (Alpaca), 'conversations' (ShareGPT) or 'messages'; "
+        raise MissingColumnError(
+            "instruction",
+            ds.column_names,
+            hint="no known layout: expected 'instruction' (Alpaca), 'conversations' (ShareGPT) or 'messages'; "
             "map other names with --map instruction=COLUMN (Python: mapping={'instruction': 'COLUMN'}).",
         )
     if len(present) == 1:
@@ -119,7 +120,8 @@ def to_alpaca(ds: "Dataset", mapping: Mapping[str, str] | None = None, *, format
     Raises:
         ConfigError: an unknown ``format`` or a bad ``mapping``.
         MissingColumnError: a mapped column, or the forced layout's column, is absent.
-        FormatError: mixed layouts, or no known layout.
+        FormatError: mixed layouts.
+        MissingColumnError: no known layout.
         InvalidRowError: a conversation that is not a list of turns, has an unknown role, or
             has no human turn (the error names the row).
     """

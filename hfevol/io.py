@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import DataError, DatasetNotFoundError
+from .errors import DataError, DatasetNotFoundError, EmptyDatasetError
 from .paths import package_file
 
 if TYPE_CHECKING:
@@ -79,13 +79,18 @@ def load_rows(source: str, *, split: str = "train") -> "Dataset":
                         f"cannot read {source!r}: unknown file type {path.suffix!r}",
                         hint=f"use one of {', '.join(sorted(_FILE_BUILDERS))}.",
                     )
-                return datasets.load_dataset(builder, data_files=str(path), split="train")
+                try:
+                    return datasets.load_dataset(builder, data_files=str(path), split="train")
+                except Exception:
+                    if _file_has_no_rows(path):  # datasets cannot build a split from an empty file
+                        raise EmptyDatasetError(f"dataset file {source!r} has no rows", hint="check the file, or point --dataset at another one.") from None
+                    raise
             if (path / "dataset_info.json").is_file() or (path / "state.json").is_file():
                 loaded = datasets.load_from_disk(str(path))
                 return _pick_split(loaded, split, source)
             return _pick_split(datasets.load_dataset(str(path)), split, source)
         except (DataError, DatasetNotFoundError):
-            raise
+            raise  # EmptyDatasetError is a DataError
         except Exception as exc:
             raise DataError(f"cannot read {source!r} as a dataset: {str(exc).splitlines()[0]}") from exc
     if source.startswith((".", "/", "~")) or source.count("/") != 1:
@@ -100,6 +105,20 @@ def load_rows(source: str, *, split: str = "train") -> "Dataset":
             f"cannot load Hub dataset {source!r}: {str(exc).splitlines()[0]}",
             hint="check the id and your network; with HF_HUB_OFFLINE=1 only cached datasets load.",
         ) from exc
+
+
+def _file_has_no_rows(path: Path) -> bool:
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.read_metadata(str(path)).num_rows == 0
+        except Exception:
+            return False
+    text = path.read_text(errors="replace").strip()
+    if path.suffix.lower() == ".csv":
+        return len(text.splitlines()) <= 1
+    return text in ("", "[]")
 
 
 def _pick_split(loaded: Any, split: str, source: str) -> "Dataset":

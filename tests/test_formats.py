@@ -97,9 +97,9 @@ def test_malformed_turns_name_the_row():
 
 
 def test_no_known_layout_and_a_forced_layout_without_its_column():
-    with pytest.raises(FormatError, match="no known instruction layout") as info:
+    with pytest.raises(MissingColumnError, match="column 'instruction' is missing; the dataset has: 'prompt'") as info:
         to_alpaca(Dataset.from_list([{"prompt": "x"}]))
-    assert "--map instruction=COLUMN" in str(info.value)
+    assert "no known layout" in str(info.value) and "--map instruction=COLUMN" in str(info.value)
     with pytest.raises(MissingColumnError, match="'conversations'"):
         to_alpaca(Dataset.from_list(ALPACA), format="sharegpt")
 
