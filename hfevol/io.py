@@ -19,11 +19,6 @@ BUILTIN_SAMPLE = "builtin"
 """Name of the built-in seed sample: 60 instructions (general, math, code) in Alpaca layout.
 ``builtin:<category>`` names one category (``builtin:math``)."""
 
-ROUND_CONFIG = "round_{}"
-"""Config (and folder) name of one evolution round in an output folder."""
-ALL_ROUNDS_CONFIG = "all"
-"""Config name of every round together (the default config of an output folder)."""
-
 RUN_FILE = "hfevol_run.json"
 """The file in an output folder that records how the data was made."""
 
@@ -136,13 +131,16 @@ def write_output(ds: "Dataset", out_dir: str | Path, run: dict[str, Any], *, spl
 
     Without a ``round`` column: ``<out>/data/<split>.parquet``. With one (the output of
     :func:`hfevol.evolve_rounds`): one folder per round, ``<out>/data/round_<r>/<split>.parquet``,
-    and a ``README.md`` whose YAML ``configs`` make the folder load with ``datasets``:
-    ``load_dataset(out)`` gives every round (config ``all``, the default) and
-    ``load_dataset(out, "round_2")`` one round; ``load_dataset(out, data_dir="data/round_2")``
-    works too. Every round file has the same schema. Files are written to a temporary name
-    and renamed, so an interrupted write never leaves half a file; files of an earlier run's
-    layout in the same folder are removed.
+    all with the same schema. ``load_dataset(out, split="train")`` then reads every round and
+    ``load_dataset(out, data_dir="data/round_2", split="train")`` one round; a release made by
+    ``hfevol publish`` names each folder as a config (``round_2``).
 
+    No ``README.md`` with ``configs`` is written on purpose: for a local folder, ``datasets``
+    (5.2) keys its cache on the configs' *patterns*, so a re-run into the same folder, or
+    another output folder with the same name, would load the first one's cached rows.
+
+    Files are written to a temporary name and renamed, so an interrupted write never leaves
+    half a file; parquet files of an earlier run's layout in the same folder are removed.
     Returns the folder.
     """
     out = Path(out_dir)
@@ -154,7 +152,6 @@ def write_output(ds: "Dataset", out_dir: str | Path, run: dict[str, Any], *, spl
 
         for config, part in split_rounds(ds).items():
             written.append(_write_parquet(part, data_dir / config / f"{split}.parquet"))
-        (out / "README.md").write_text(_rounds_readme(out, written, split))
     else:
         written.append(_write_parquet(ds, data_dir / f"{split}.parquet"))
     for stale in sorted(data_dir.glob("*.parquet")) + sorted(data_dir.glob("round_*/*.parquet")):
@@ -174,13 +171,3 @@ def _write_parquet(ds: "Dataset", target: Path) -> Path:
     ds.to_parquet(str(tmp))
     tmp.replace(target)
     return target
-
-
-def _rounds_readme(out: Path, files: list[Path], split: str) -> str:
-    rel = [f.relative_to(out).as_posix() for f in files]
-    lines = ["---", "configs:", f"- config_name: {ALL_ROUNDS_CONFIG}", "  default: true", "  data_files:", f"  - split: {split}", "    path:"]
-    lines += [f"    - {r}" for r in rel]
-    for r in rel:
-        lines += [f"- config_name: {Path(r).parent.name}", "  data_files:", f"  - split: {split}", f"    path: {r}"]
-    lines += ["---", "", "Written by hfevol: one config per evolution round, and `all` for every round together.", ""]
-    return "\n".join(lines)

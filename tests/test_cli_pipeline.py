@@ -108,7 +108,7 @@ def test_evolve_then_respond_skips_and_keeps_unfinished_rows(capsys, tmp_path: P
     run = json.loads((answered / "hfevol_run.json").read_text())
     assert [s["stage"] for s in run["stages"]] == ["evol_instruct"] * 3 + ["respond"]
     assert [c["command"] for c in run["commands"]] == ["evolve", "respond"]
-    assert len(load_dataset(str(answered), "round_3", split="train")) == 1
+    assert len(load_dataset(str(answered), data_dir="data/round_3", split="train")) == 1
 
 
 def test_recipes_are_valid_and_expand_to_evolve_then_respond():

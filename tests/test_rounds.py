@@ -141,7 +141,7 @@ def test_output_folder_has_one_config_per_round_and_loads_with_datasets(tmp_path
     folder = write_output(out, tmp_path / "out", {"stages": []})
     assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.parquet")) == [f"data/round_{r}/train.parquet" for r in (1, 2, 3)]
     assert len(load_dataset(str(folder), split="train")) == 9
-    round_2 = load_dataset(str(folder), "round_2", split="train")
+    round_2 = load_dataset(str(folder), data_dir="data/round_2", split="train")
     assert set(round_2["round"]) == {2} and len(round_2) == 2
     assert load_dataset(str(folder), data_dir="data/round_1", split="train")["id"][:] == [f"s{i}-r1" for i in range(5)]
     assert list(split_rounds(out)) == ["round_1", "round_2", "round_3"]
@@ -149,3 +149,21 @@ def test_output_folder_has_one_config_per_round_and_loads_with_datasets(tmp_path
     write_output(out.filter(lambda r: r["round"] == 1), folder, {"stages": []})
     assert [p.parent.name for p in folder.rglob("*.parquet")] == ["round_1"]
     assert json.loads((folder / "hfevol_run.json").read_text()) == {"stages": []}
+    assert len(load_dataset(str(folder), split="train")) == 5  # not the 9 rows of the first write
+
+
+def test_two_output_folders_with_the_same_name_load_their_own_rows(tmp_path: Path):
+    # datasets keys the cache of a local folder with README configs on the patterns alone;
+    # hfevol's layout has no such README, so same-named folders never share a cache entry.
+    out, _ = _run(1)
+    write_output(out.select([0]), tmp_path / "a" / "evolved", {})
+    write_output(out.select([1, 2]), tmp_path / "b" / "evolved", {})
+    assert load_dataset(str(tmp_path / "a" / "evolved"), split="train")["id"][:] == ["s0-r1"]
+    assert load_dataset(str(tmp_path / "b" / "evolved"), split="train")["id"][:] == ["s1-r1", "s2-r1"]
+
+
+def test_the_async_path_gives_the_same_rows():
+    sync, _ = _run(2)
+    backend = KeywordBackend()
+    concurrent = evolve_rounds(Dataset.from_list(SEEDS), EvolInstruct(backend=backend), 2, use_async=True)
+    assert concurrent.to_list() == sync.to_list() and len(backend.calls) == 7

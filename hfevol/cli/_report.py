@@ -60,4 +60,4 @@ def print_rounds_summary(title: str, report: dict[str, Any], rows: Sequence[dict
     shown = [r for r in rows if r["evol_status"] == "ok"][:examples]
     for r in shown:
         print(f"\n   round {r['round']} ({r['evol_operation']}), from: {_short(r['parent_instruction'], 100)}\n   to: {_short(r['evolved_instruction'], 110)}")
-    print(f"\n   output: {out}  (load_dataset(out) for every round, load_dataset(out, 'round_N') for one)")
+    print(f"\n   output: {out}  (every round: load_dataset(out); one: load_dataset(out, data_dir='data/round_N'))")

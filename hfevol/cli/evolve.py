@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evolve", help="evolve instructions over several rounds", description=__doc__)
     p.add_argument("--dataset", default=BUILTIN_SAMPLE, help=f"a file, a folder, a Hub id, {BUILTIN_SAMPLE!r} (default) or 'builtin:<general|math|code>'")
     p.add_argument("--split", default="train")
-    p.add_argument("--out", required=True, help="output folder: data/round_<r>/train.parquet per round, README.md, hfevol_run.json")
+    p.add_argument("--out", required=True, help="output folder: data/round_<r>/train.parquet per round, and hfevol_run.json")
     p.add_argument("--instruction-column", default="instruction", help="same as --map instruction=COLUMN")
     p.add_argument("--method", default="evol-instruct", choices=METHODS, help="evol-instruct (the operation rotation, default) or auto-evol")
     p.add_argument("--rounds", type=int, default=1, help="evolution rounds; each evolves the previous round's ok rows (default: 1)")
