@@ -66,9 +66,10 @@ class GenerationTransform(abc.ABC):
     def metadata(self) -> dict[str, Any]:
         """Everything needed to reproduce this stage."""
 
-    @abc.abstractmethod
     def output_features(self) -> dict[str, Any]:
-        """The ``datasets`` type of every column this transform writes."""
+        """The ``datasets`` type of every column this transform writes (override it: the default, ``{}``,
+        leaves the types to ``map``'s inference from the first batch)."""
+        return {}
 
     def prompt_templates(self) -> tuple[str, ...]:
         """Names of the templates this transform renders (``"folder/name"``)."""
