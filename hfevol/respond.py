@@ -11,7 +11,7 @@ from .backends.base import GREEDY, Backend, GenerationRequest, GenerationResult,
 from .backends.local import TransformersBackend
 from .errors import ConfigError, InvalidRowError
 from .seeding import row_seed, text_key
-from .transform import Batch, GenerationTransform, Prepared
+from .transform import Batch, GenerationTransform, Prepared, outcome
 from .validation import require_columns, text_problem
 
 TEMPLATE = "respond/answer"
@@ -133,14 +133,7 @@ class Respond(GenerationTransform):
     def apply(self, out: Batch, row: int, result: GenerationResult) -> None:
         c = self.columns
         text = (result.text or "").strip() if result.ok else None
-        if not result.ok:
-            status, reason = "failed", result.error
-        elif not text:
-            status, reason = "failed", "the model returned an empty text"
-        elif result.finish_reason == "length":
-            status, reason = "truncated", f"stopped at max_new_tokens={self.sampling.max_new_tokens}"
-        else:
-            status, reason = "ok", None
+        status, reason = outcome(result, text, self.sampling.max_new_tokens)
         out[c["text"]][row] = text or None
         out[c["status"]][row] = status
         out[c["reason"]][row] = reason

@@ -108,6 +108,24 @@ class GenerationTransform(abc.ABC):
         self.__dict__.update(state)
 
 
+def outcome(result: GenerationResult, text: str | None, max_new_tokens: int, problem: str | None = None) -> tuple[str, str | None]:
+    """The status and reason of one generation, given the text read from it and any problem reading it.
+
+    ``failed`` (backend error or empty text), ``parse_failed`` (``problem``), ``truncated``
+    (the reply hit ``max_new_tokens``; with a problem too, the reason names both) or ``ok``.
+    """
+    cut = f"stopped at max_new_tokens={max_new_tokens}"
+    if not result.ok:
+        return "failed", result.error
+    if problem is not None:
+        return ("truncated", f"{cut}: {problem}") if result.finish_reason == "length" else ("parse_failed", problem)
+    if not text:
+        return "failed", "the model returned an empty text"
+    if result.finish_reason == "length":
+        return "truncated", cut
+    return "ok", None
+
+
 def map_rows(ds: "Dataset", fn: Any, features: dict[str, Any], *, desc: str | None = None, **kwargs: Any) -> "Dataset":
     """``ds.map(fn, batched=True, ...)`` with the types of the columns ``fn`` writes fixed up front.
 

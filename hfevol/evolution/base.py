@@ -11,7 +11,7 @@ from ..backends.base import Backend, GenerationRequest, GenerationResult, Sampli
 from ..backends.local import TransformersBackend
 from ..errors import ConfigError, InvalidRowError
 from ..seeding import row_seed, text_key
-from ..transform import Batch, GenerationTransform, Prepared
+from ..transform import Batch, GenerationTransform, Prepared, outcome
 from ..validation import require_columns, text_problem
 
 Status = Literal["ok", "truncated", "invalid_input", "failed", "parse_failed", "eliminated"]
@@ -149,22 +149,10 @@ class Evolver(GenerationTransform):
         return prepared
 
     def apply(self, out: Batch, row: int, result: GenerationResult) -> None:
-        if not result.ok:
-            text, status, reason = None, "failed", result.error
-        elif not (result.text or "").strip():
-            text, status, reason = None, "failed", "the model returned an empty text"
-        else:
+        text, problem = None, None
+        if result.ok and (result.text or "").strip():
             text, problem = self.read_reply(result.text, out, row)
-            if problem is not None and result.finish_reason == "length":
-                status, reason = "truncated", f"stopped at max_new_tokens={self.sampling.max_new_tokens}: {problem}"
-            elif problem is not None:
-                status, reason = "parse_failed", problem
-            elif not text:
-                status, reason = "failed", "the model returned an empty text"
-            elif result.finish_reason == "length":
-                status, reason = "truncated", f"stopped at max_new_tokens={self.sampling.max_new_tokens}"
-            else:
-                status, reason = "ok", None
+        status, reason = outcome(result, text, self.sampling.max_new_tokens, problem)
         out["evolved_instruction"][row] = text or None
         out["evol_status"][row] = status
         out["evol_reason"][row] = reason
