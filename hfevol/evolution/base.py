@@ -1,4 +1,4 @@
-"""What every instruction-evolution transform shares: per-row position, seed, status and lineage-free columns."""
+"""What every instruction-evolution transform shares: the row's position and seed, unusable rows, statuses."""
 
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ from ..seeding import row_seed, text_key
 from ..transform import Batch, GenerationTransform, Prepared, outcome
 from ..validation import require_columns, text_problem
 
-Status = Literal["ok", "truncated", "invalid_input", "failed", "parse_failed", "eliminated"]
-
 OUTPUT_COLUMNS: tuple[str, ...] = (
     "evolved_instruction",
     "parent_instruction",
@@ -25,12 +23,6 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
     "evol_status",
     "evol_reason",
 )
-
-
-def _string() -> Any:
-    from datasets import Value
-
-    return Value("string")
 
 
 @dataclass
@@ -109,7 +101,7 @@ class Evolver(GenerationTransform):
     def output_features(self) -> dict[str, Any]:
         from datasets import Value
 
-        types = {c: _string() for c in OUTPUT_COLUMNS}
+        types = {c: Value("string") for c in OUTPUT_COLUMNS}
         types["evol_round"] = Value("int64")
         types["evol_seed"] = Value("int64")
         return {**types, **self.extra_features()}

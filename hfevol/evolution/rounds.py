@@ -18,10 +18,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-LINEAGE_COLUMNS: tuple[str, ...] = ("id", "parent_id", "root_id", "root_instruction", "root_index", "round")
-"""Columns :func:`evolve_rounds` adds to every row."""
-
-_DEFAULT = object()
+_FIRST_COLUMNS = ("id", "round", "parent_id", "root_id")
+"""Lineage columns that lead the output, before the instruction, input and output."""
 
 
 def evolve_rounds(
@@ -29,7 +27,7 @@ def evolve_rounds(
     evolver: Evolver,
     rounds: int = 1,
     *,
-    elimination: Elimination | None = _DEFAULT,  # type: ignore[assignment]
+    elimination: Elimination | None = Elimination(),
     batch_size: int = 16,
     use_async: bool = False,
 ) -> "Dataset":
@@ -69,8 +67,6 @@ def evolve_rounds(
         raise ConfigError(f"rounds={rounds!r} must be an integer >= 1", hint="use 1 to 3 rounds, as in the paper.")
     if not isinstance(evolver, Evolver):
         raise ConfigError(f"evolver must be an hfevol Evolver (EvolInstruct, AutoEvolInstruct), got {type(evolver).__name__}")
-    if elimination is _DEFAULT:
-        elimination = Elimination()
     if len(seeds) == 0:
         raise EmptyDatasetError("the seed dataset has no rows", hint="check --dataset, --split and --limit.")
     column = evolver.instruction_column
@@ -101,7 +97,7 @@ def evolve_rounds(
     from datasets import concatenate_datasets
 
     result = concatenate_datasets(produced) if len(produced) > 1 else produced[0]
-    first = ["id", "round", "parent_id", "root_id", column, "input", "output"]
+    first = [*_FIRST_COLUMNS, column, "input", "output"]
     order = [c for c in first if c in result.column_names] + [c for c in result.column_names if c not in first]
     return result.select_columns(order)
 
