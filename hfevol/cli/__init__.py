@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import HfevolError
-from . import evolve, prepare, publish, releases, retry_failed
+from . import evolve, prepare, publish, releases, respond, retry_failed, run_recipe
 
-COMMANDS = (prepare, evolve, retry_failed, publish, releases)
+COMMANDS = (prepare, evolve, respond, run_recipe, retry_failed, publish, releases)
 
 
 def build_parser() -> argparse.ArgumentParser:
