@@ -25,6 +25,9 @@ _LAZY = {
     "builtin_sample": "hfevol.io",
     "load_rows": "hfevol.io",
     "write_output": "hfevol.io",
+    "Score": "hfevol.scoring",
+    "select": "hfevol.scoring.select",
+    "install_metrics": "hfevol.metric_install",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -33,7 +36,10 @@ if TYPE_CHECKING:
     from .backends import Backend, GenerationRequest, GenerationResult, SamplingParams, TransformersBackend
     from .evolution import ALL_OPERATIONS, DEPTH_OPERATIONS, EvolInstruct
     from .io import builtin_sample, load_rows, write_output
+    from .metric_install import install_metrics
     from .models import EMBEDDED_MODEL, load_model
+    from .scoring import Score
+    from .scoring.select import select
 
 
 def __getattr__(name: str) -> Any:

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import HfevolError
-from . import evolve, prepare
+from . import evolve, install_metrics, prepare, score, select
 
-COMMANDS = (prepare, evolve)
+COMMANDS = (prepare, evolve, score, select, install_metrics)
 
 
 def build_parser() -> argparse.ArgumentParser:
