@@ -84,3 +84,12 @@ def test_a_span_must_fit_and_never_start_at_the_first_token():
         TokenSequence((1, 2, 3), (("q", 0, 2),))
     with pytest.raises(ValueError):
         TokenSequence((1, 2, 3), (("q", 1, 4),))
+    assert TokenSequence((), (("a", 1, 1),)).spans == (("a", 1, 1),)  # an empty span fits anything
+
+
+def test_an_answer_with_no_tokens_gets_an_empty_span(encoder):
+    tokenizer = char_tokenizer()
+    tokenizer._tokenizer.post_processor = None  # a tokenizer that adds no BOS: "" has no token at all
+    [(conditioned, alone)] = reference_sequences(TokenizerEncoder(tokenizer), ["ab"], [""])
+    assert alone.ids == () and spans(alone) == {ANSWER: (1, 1)}
+    assert spans(conditioned) == {QUESTION: (1, 2), ANSWER_GIVEN_QUESTION: (2, 3)}  # "ab\n", n = 2

@@ -29,7 +29,7 @@ def test_map_adds_the_columns_and_matches_the_reference(tiny_lm_dir):
     loaded = load_model(tiny_lm_dir, device="cpu")
     for row in scored:
         loss_q, loss_aq, loss_a = reference_losses(loaded.model, loaded.tokenizer, row["instruction"], row["input"] or "", row["output"])
-        assert row["score_status"] == "ok" and row["score_reason"] is None and not row["score_truncated"]
+        assert row["score_status"] == "ok" and row["score_reason"] == "" and not row["score_truncated"]
         assert row["loss_q"] == pytest.approx(loss_q, rel=1e-5)
         assert row["loss_a_given_q"] == pytest.approx(loss_aq, rel=1e-5)
         assert row["loss_a"] == pytest.approx(loss_a, rel=1e-5)
@@ -41,6 +41,14 @@ def test_map_adds_the_columns_and_matches_the_reference(tiny_lm_dir):
     assert first["tokens_q"] == question  # tokens 1 .. n-1, n = 1 + question
     assert first["tokens_a_given_q"] == 1 + len("Because of Rayleigh scattering.")  # "\n" + answer
     assert first["tokens_a"] == len("Because of Rayleigh scattering.")
+
+
+def test_every_batch_writes_typed_columns(tiny_lm_dir):
+    # the first map batch is all fine (no reason, as "" not None) and a later one is not: datasets must still write it
+    ds = Dataset.from_dict({"instruction": ["Say hi.", "Say yes.", "Say no.", None], "output": ["Hi!", "Yes.", "", "x"]})
+    scored = ds.map(Score(model=tiny_lm_dir, device="cpu"), batched=True, batch_size=2)
+    assert scored["score_reason"] == ["", "", "empty answer", "column 'instruction': the value is None"]
+    assert scored.features["score_reason"].dtype == "string" and scored.features["ic_ifd"].dtype == "float64"
 
 
 def test_bad_rows_get_a_status_and_a_reason_and_are_never_dropped(tiny_lm_dir):

@@ -103,7 +103,7 @@ def reference_sequences(encoder: Encoder, questions: Sequence[str], answers: Seq
         n = min(len(q), size)
         boundary = min(max(n, 1), size)
         conditioned = TokenSequence(tuple(full), ((QUESTION, 1, max(n, 1)), (ANSWER_GIVEN_QUESTION, boundary, size)))
-        answer = TokenSequence(tuple(alone), ((ANSWER, min(1, len(alone)), len(alone)),))
+        answer = TokenSequence(tuple(alone), ((ANSWER, 1, max(1, len(alone))),))
         out.append((conditioned, answer))
     return out
 
@@ -127,7 +127,7 @@ def chat_sequences(encoder: Encoder, questions: Sequence[str], answers: Sequence
         spans = []
         for name, first, last, extra in spans_by_piece:
             start, end = max(starts[first], 1), starts[last + 1]
-            end = min(end + extra if end < len(ids) else end, len(ids))
+            end = min(end + extra, len(ids))
             spans.append((name, min(start, end), end))
         sequences.append(TokenSequence(tuple(ids), tuple(spans)))
     return [(sequences[i], sequences[i + 1]) for i in range(0, len(sequences), 2)]
@@ -146,7 +146,7 @@ def _chat_layout(encoder: Encoder, question: str, answer: str, answer_span: str)
     cuts = [0]
     spans: list[tuple[str, int, int, int]] = []
     if question:
-        q_at = prompt.find(question)
+        q_at = prompt.rfind(question)  # the last occurrence: a system prompt may come first
         if q_at < 0:
             raise ConfigError("the chat template changes the instruction's text, so its tokens cannot be located", hint="use mode='reference'.")
         cuts += [q_at, q_at + len(question)]

@@ -12,6 +12,7 @@ How it runs:
 - **Exact padding.** Batches are right-padded; the attention mask hides the padding and
   position ids count from 0 in every row, so a sequence's losses do not depend on its
   batch (up to float rounding: about 1e-6 relative in float32).
+- **No wasted tokens.** Tokens after the last target predict nothing, so they are not run.
 - **Chunked cross-entropy.** The model body runs once per batch; the output head and the
   log-softmax run only on the positions that predict a target token, a chunk at a time,
   so memory never holds batch × length × vocabulary logits. Logits are upcast to float32
@@ -34,8 +35,8 @@ from ..errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_LOGITS_BUDGET_MB = 256
-"""Memory for one chunk of float32 logits; the chunk is this many bytes / (vocabulary × 4)."""
+DEFAULT_LOGITS_BUDGET_MB = 128
+"""Memory for one chunk of float32 logits (its log-softmax takes as much again): chunk = budget / (vocabulary × 4) positions."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,8 @@ class TokenSequence:
 
     A span ``(name, start, end)`` covers the tokens ``ids[start:end]``; each is predicted
     from the tokens before it, so ``start >= 1`` (the first token is never predicted).
-    Span names are unique within one sequence.
+    An empty span (``start == end``) is always allowed and scores nothing. Span names are
+    unique within one sequence.
     """
 
     ids: tuple[int, ...]
@@ -54,7 +56,7 @@ class TokenSequence:
 
     def __post_init__(self) -> None:
         for name, start, end in self.spans:
-            if start < 1 or end < start or end > len(self.ids):
+            if end < start or (end > start and (start < 1 or end > len(self.ids))):
                 raise ValueError(f"span {name!r} = [{start}, {end}) does not fit a sequence of {len(self.ids)} tokens (start must be >= 1)")
 
     def truncate(self, limit: int | None) -> "TokenSequence":
@@ -130,8 +132,9 @@ def span_losses(
     for i in runnable:
         if limit is not None and len(sequences[i].ids) > limit:
             raise ValueError(f"sequence {i} has {len(sequences[i].ids)} tokens, more than the model's context of {limit}; truncate it first")
-    order = sorted(runnable, key=lambda i: len(sequences[i].ids))
-    batches = _buckets(order, [len(s.ids) for s in sequences], batch_size, max_batch_tokens)
+    lengths = [_run_length(seq) for seq in sequences]
+    order = sorted(runnable, key=lengths.__getitem__)
+    batches = _buckets(order, lengths, batch_size, max_batch_tokens)
     vocab = _vocab_size(model)
     chunk = chunk_tokens or max(1, (logits_budget_mb * 2**20) // (4 * vocab))
     bar = _progress_bar(len(order), progress)
@@ -161,6 +164,11 @@ def _buckets(order: list[int], lengths: list[int], batch_size: int, max_batch_to
     if current:
         batches.append(current)
     return batches
+
+
+def _run_length(seq: TokenSequence) -> int:
+    """How many tokens the model must read: up to the one before the last target (later ones predict nothing)."""
+    return max((end for _, start, end in seq.spans if end > start), default=1) - 1
 
 
 def _progress_bar(total: int, progress: bool | str) -> Any:
@@ -211,28 +219,31 @@ def _score_batch(model: Any, batch: list[TokenSequence], chunk: int, pad_token_i
     import torch.nn.functional as F
 
     device = model.device
-    width = max(len(s.ids) for s in batch)
+    runs = [_run_length(seq) for seq in batch]
+    width = max(runs)
     ids = torch.full((len(batch), width), pad_token_id, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
     rows: list[int] = []
     positions: list[int] = []
+    targets: list[int] = []
     segments: list[int] = []
     names: list[tuple[int, str]] = []
-    for b, seq in enumerate(batch):
-        ids[b, : len(seq.ids)] = torch.tensor(seq.ids, dtype=torch.long)
-        mask[b, : len(seq.ids)] = 1
+    for b, (seq, run) in enumerate(zip(batch, runs)):
+        ids[b, :run] = torch.tensor(seq.ids[:run], dtype=torch.long)
+        mask[b, :run] = 1
         for name, start, end in seq.spans:
             segment = len(names)
             names.append((b, name))
             # token t is predicted by the output at position t - 1
             rows.extend([b] * (end - start))
             positions.extend(range(start - 1, end - 1))
+            targets.extend(seq.ids[start:end])
             segments.extend([segment] * (end - start))
     ids, mask = ids.to(device), mask.to(device)
     position_ids = torch.arange(width, device=device).unsqueeze(0).expand(len(batch), width)
     row_t = torch.tensor(rows, dtype=torch.long, device=device)
     pos_t = torch.tensor(positions, dtype=torch.long, device=device)
-    labels = ids[row_t, pos_t + 1]
+    labels = torch.tensor(targets, dtype=torch.long, device=device)
     seg_t = torch.tensor(segments, dtype=torch.long, device=device)
     totals = torch.zeros(len(names), dtype=torch.float64, device=device)
 

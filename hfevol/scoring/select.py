@@ -9,8 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, DataError
-from ..validation import require_columns
+from ..errors import ConfigError, DataError, MissingColumnError
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -151,7 +150,9 @@ def select(
         ConfigError: a bad ``top``.
         DataError: the dataset has no rows.
     """
-    require_columns(ds.column_names, by, *([ifd_column] if drop_ifd_above_one else []))
+    for column in (by, *([ifd_column] if drop_ifd_above_one else [])):
+        if column not in ds.column_names:
+            raise MissingColumnError(column, ds.column_names, hint="score the data first: `hfevol score` (or the Score transform) adds ifd and ic_ifd.")
     if len(ds) == 0:
         raise DataError("the dataset has no rows to select from")
     selection = plan_selection(

@@ -60,7 +60,8 @@ class Score:
         - ``score_status`` (str): ``ok`` (both scores defined); ``undefined`` (a score is
           NaN: empty instruction or answer, no scored tokens, a zero loss);
           ``invalid_input`` (a None or non-string value; nothing was scored).
-        - ``score_reason`` (str | None): why the status is not ``ok``.
+        - ``score_reason`` (str): why the status is not ``ok``; ``""`` when it is (never
+          None, so that ``datasets`` can type the column from any batch).
 
     Raises:
         ConfigError: an unknown mode or form, a bad batch size or max_length, or
@@ -210,7 +211,7 @@ class Score:
                 out,
                 j,
                 status="ok" if ok else "undefined",
-                reason=None if ok else "; ".join(reasons),
+                reason="" if ok else "; ".join(reasons),
                 scores=(scores.loss_q, scores.loss_a_given_q, scores.loss_a, scores.ifd, scores.ic_ifd),
                 counts=(q.count, aq.count, a.count),
                 truncated=truncated,
@@ -222,7 +223,7 @@ def _fill(
     j: int,
     *,
     status: str,
-    reason: str | None,
+    reason: str,
     scores: tuple[float, ...] = (math.nan,) * 5,
     counts: tuple[int, ...] = (0, 0, 0),
     truncated: bool = False,

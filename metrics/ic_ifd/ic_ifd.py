@@ -43,7 +43,7 @@ Returns:
     loss_q, loss_a_given_q, loss_a (`list` of `float`): the per-row mean token losses.
     mean_ic_ifd, mean_ifd (`float`): arithmetic means over the rows where the value is defined.
     undefined (`int`): rows with an undefined score (an empty text, no scored token, a zero loss).
-    reasons (`list`): why each such row is undefined (None for the others).
+    reasons (`list`): why each such row is undefined ("" for the others).
 Examples:
     >>> import evaluate
     >>> ic_ifd = evaluate.load("metrics/ic_ifd")
