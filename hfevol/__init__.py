@@ -40,6 +40,9 @@ _LAZY = {
     "publish": "hfevol.publish",
     "publish_from": "hfevol.publish",
     "list_releases": "hfevol.publish",
+    "Score": "hfevol.scoring",
+    "select": "hfevol.scoring.select",
+    "install_metrics": "hfevol.metric_install",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -51,8 +54,11 @@ if TYPE_CHECKING:
     from .formats import add_messages, to_alpaca
     from .respond import Respond
     from .io import builtin_sample, load_rows, write_output
+    from .metric_install import install_metrics
     from .models import EMBEDDED_MODEL, load_model
     from .publish import list_releases, publish, publish_from
+    from .scoring import Score
+    from .scoring.select import select
 
 
 def __getattr__(name: str) -> Any:

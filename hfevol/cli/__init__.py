@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import HfevolError
-from . import evolve, prepare, publish, releases, respond, retry_failed, run_recipe
+from . import evolve, install_metrics, prepare, publish, releases, respond, retry_failed, run_recipe, score, select
 
-COMMANDS = (prepare, evolve, respond, run_recipe, retry_failed, publish, releases)
+COMMANDS = (prepare, evolve, respond, score, select, run_recipe, retry_failed, publish, releases, install_metrics)
 
 
 def build_parser() -> argparse.ArgumentParser:
