@@ -24,3 +24,7 @@ def chat_template(name: str) -> str:
     if not path.is_file():
         raise ConfigError(f"no chat template named {name!r}", hint=f"known: {', '.join(names())}.")
     return path.read_text()
+
+
+STOP_STRINGS: dict[str, tuple[str, ...]] = {"plain": ("\nUser:",)}
+"""Where a base model's generation should stop when it keeps writing the next turn itself."""
