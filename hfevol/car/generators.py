@@ -157,7 +157,7 @@ def generate_responses(
         )
         fn = respond.acall if spec.kind == "endpoint" else respond
         batch = 64 if spec.kind == "endpoint" else max(batch_size, 1)
-        ds = ds.map(fn, batched=True, batch_size=batch, with_indices=True, desc=f"Answering with {spec.label}", features=None)
+        ds = ds.map(fn, batched=True, batch_size=batch, with_indices=True, desc=f"Answering with {spec.label}")
     return ds
 
 

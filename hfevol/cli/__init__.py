@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import HfevolError
-from . import evolve, prepare, publish, releases, retry_failed
+from . import car, evolve, prepare, publish, releases, retry_failed
 
-COMMANDS = (prepare, evolve, retry_failed, publish, releases)
+COMMANDS = (prepare, evolve, retry_failed, publish, releases, car)
 
 
 def build_parser() -> argparse.ArgumentParser:
