@@ -33,6 +33,9 @@ _LAZY = {
     "publish": "hfevol.publish",
     "publish_from": "hfevol.publish",
     "list_releases": "hfevol.publish",
+    "Score": "hfevol.scoring",
+    "select": "hfevol.scoring.select",
+    "install_metrics": "hfevol.metric_install",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -42,8 +45,11 @@ if TYPE_CHECKING:
     from .cache import CachedBackend, RequestCache
     from .evolution import ALL_OPERATIONS, DEPTH_OPERATIONS, EvolInstruct
     from .io import builtin_sample, load_rows, write_output
+    from .metric_install import install_metrics
     from .models import EMBEDDED_MODEL, load_model
     from .publish import list_releases, publish, publish_from
+    from .scoring import Score
+    from .scoring.select import select
 
 
 def __getattr__(name: str) -> Any:

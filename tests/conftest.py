@@ -65,3 +65,11 @@ def embedded():
 
     os.environ.setdefault("HFEVOL_HOME", _MODEL_HOME)
     return load_model("embedded", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A folder holding a tiny random Llama and a character tokenizer with a chat template (see _tiny_lm)."""
+    from _tiny_lm import save_tiny_model
+
+    return str(save_tiny_model(tmp_path_factory.mktemp("tiny-lm")))

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import HfevolError
-from . import car, evolve, prepare, publish, releases, retry_failed
+from . import car, evolve, install_metrics, prepare, publish, releases, retry_failed, score, select
 
-COMMANDS = (prepare, evolve, retry_failed, publish, releases, car)
+COMMANDS = (prepare, evolve, retry_failed, score, select, install_metrics, publish, releases, car)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,7 +16,7 @@ CACHE_FILE = Path(".hfevol-cache") / "requests.sqlite"
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=EMBEDDED_MODEL, help=f"{EMBEDDED_MODEL!r} (SmolLM2-135M-Instruct, the default), a Hub id or a local folder")
-    group.add_argument("--batch-size", type=int, default=8, help="rows per generation batch (default: 8)")
+    group.add_argument("--batch-size", type=int, default=8, help="rows (or sequences) per model batch (default: %(default)s)")
     group.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     group.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
 

@@ -1,0 +1,43 @@
+"""``hfevol select``: keep the best rows of a scored dataset (the paper keeps the top 25% by IC-IFD)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from ..io import load_rows, write_output
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("select", help="keep the top rows of a scored dataset", description=__doc__)
+    p.add_argument("--dataset", required=True, help="a scored dataset (the output folder of `hfevol score`, a file or a Hub id)")
+    p.add_argument("--split", default="train")
+    p.add_argument("--out", required=True, help="output folder (data/train.parquet + hfevol_run.json)")
+    p.add_argument("--by", default="ic_ifd", help="the score column (default: ic_ifd)")
+    p.add_argument("--top", default="25%", help="a percentage (25%%), a share (0.25) or a count (100); default: 25%%")
+    p.add_argument("--ascending", action="store_true", help="keep the lowest scores instead")
+    p.add_argument("--drop-ifd-above-one", action="store_true", help="Cherry LLM's filter: drop rows with IFD > 1 before ranking")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..scoring.select import select
+
+    started = time.perf_counter()
+    ds = load_rows(args.dataset, split=args.split)
+    kept, selection = select(ds, by=args.by, top=args.top, ascending=args.ascending, drop_ifd_above_one=args.drop_ifd_above_one, return_selection=True)
+    out = Path(args.out)
+    summary = selection.summary()
+    record = {"hfevol_version": __import__("hfevol").__version__, "source": args.dataset, "rows": len(kept), "stages": [{"stage": "select", "by": args.by, **summary}]}
+    write_output(kept, out, record)
+    seconds = time.perf_counter() - started
+    print(f"\n== select top {args.top} by {args.by}: kept {len(kept)} of {selection.total} rows in {seconds:.1f} s")
+    print(f"   undefined score (never kept)  {selection.undefined:>6}")
+    if args.drop_ifd_above_one:
+        print(f"   dropped by IFD > 1 filter     {selection.dropped_ifd_above_one:>6}")
+    print(f"   ranked                        {selection.eligible:>6}")
+    if selection.threshold is not None:
+        print(f"   {'highest' if args.ascending else 'lowest'} kept {args.by:<17}{selection.threshold:>10.4f}")
+    print(f"   output: {out}")
+    return 0

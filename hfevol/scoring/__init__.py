@@ -1,0 +1,40 @@
+"""Instruction-data scoring without training: IFD, IC-IFD, and selection by score.
+
+- :class:`Score`: a ``datasets`` map transform that adds the losses and scores.
+- :func:`select`: keep the top rows by a score column.
+- :mod:`.losses`: the loss core (token sequences with named spans -> mean token losses),
+  shared with other scorers.
+"""
+
+from __future__ import annotations
+
+from .construction import ANSWER, ANSWER_GIVEN_QUESTION, MODES, QUESTION, TokenizerEncoder, chat_sequences, question_text, reference_sequences
+from .ifd import IC_IFD_FORMS, IFD_FORMS, RowScores, ic_ifd, ifd, row_scores
+from .losses import SpanLoss, TokenSequence, span_losses
+from .select import Selection, plan_selection, select
+from .transform import OUTPUT_COLUMNS, Score
+
+__all__ = [
+    "ANSWER",
+    "ANSWER_GIVEN_QUESTION",
+    "IC_IFD_FORMS",
+    "IFD_FORMS",
+    "MODES",
+    "OUTPUT_COLUMNS",
+    "QUESTION",
+    "RowScores",
+    "Score",
+    "Selection",
+    "SpanLoss",
+    "TokenSequence",
+    "TokenizerEncoder",
+    "chat_sequences",
+    "ic_ifd",
+    "ifd",
+    "question_text",
+    "reference_sequences",
+    "plan_selection",
+    "row_scores",
+    "select",
+    "span_losses",
+]

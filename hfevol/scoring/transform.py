@@ -1,0 +1,238 @@
+"""IFD / IC-IFD scoring as a ``datasets`` map transform."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..errors import ConfigError, InvalidRowError
+from ..models.loading import EMBEDDED_MODEL, LoadedModel, load_model
+from ..validation import require_columns
+from .construction import ANSWER, ANSWER_GIVEN_QUESTION, MODES, QUESTION, Mode, TokenizerEncoder, chat_sequences, question_text, reference_sequences
+from .ifd import IcIfdForm, IfdForm, check_forms, row_scores
+from .losses import context_length, span_losses
+
+Batch = dict[str, list[Any]]
+
+OUTPUT_COLUMNS: tuple[str, ...] = (
+    "loss_q",
+    "loss_a_given_q",
+    "loss_a",
+    "ifd",
+    "ic_ifd",
+    "tokens_q",
+    "tokens_a_given_q",
+    "tokens_a",
+    "score_truncated",
+    "score_status",
+    "score_reason",
+)
+
+TRUNCATION_RULE = "right: a sequence longer than max_length keeps its first max_length tokens; spans are clipped"
+
+
+@dataclass
+class Score:
+    """Score each row's instruction data with IFD and IC-IFD: ``ds.map(score, batched=True)``.
+
+    The model loads once, on first use (``"embedded"``, a Hub id or a local folder; on
+    CUDA it runs in bfloat16 unless ``dtype`` says otherwise). Each row costs two
+    forward passes: the question followed by the answer (L(Q) and L(A|Q)), and the
+    answer alone (L(A)). Rows are batched by length with exact padding, so a row's
+    values do not depend on the rows around it. Texts and token spans:
+    :mod:`hfevol.scoring.construction`; formulas and undefined cases:
+    :mod:`hfevol.scoring.ifd`.
+
+    Input columns:
+        - ``instruction_column`` (default ``instruction``): the instruction.
+        - ``input_column`` (default ``input``): optional context appended to the
+          instruction; a missing column, None or "" means no input.
+        - ``output_column`` (default ``output``): the answer.
+
+    Output columns (every input column is kept unchanged):
+        - ``loss_q``, ``loss_a_given_q``, ``loss_a`` (float): mean token losses; NaN when undefined.
+        - ``ifd``, ``ic_ifd`` (float): the scores in the configured forms; NaN when undefined.
+        - ``tokens_q``, ``tokens_a_given_q``, ``tokens_a`` (int): tokens each loss averages over.
+        - ``score_truncated`` (bool): a sequence was cut to ``max_length`` tokens
+          (:data:`TRUNCATION_RULE`).
+        - ``score_status`` (str): ``ok`` (both scores defined); ``undefined`` (a score is
+          NaN: empty instruction or answer, no scored tokens, a zero loss);
+          ``invalid_input`` (a None or non-string value; nothing was scored).
+        - ``score_reason`` (str): why the status is not ``ok``; ``""`` when it is (never
+          None, so that ``datasets`` can type the column from any batch).
+
+    Raises:
+        ConfigError: an unknown mode or form, a bad batch size or max_length, or
+            ``mode="chat"`` with a tokenizer that has no chat template.
+        MissingColumnError: the instruction or output column is absent.
+        InvalidRowError: a row holds a None or non-string value and ``on_invalid="raise"``.
+        ModelNotFoundError, ModelLoadError: the model cannot be found or is not a causal LM.
+    """
+
+    model: str = EMBEDDED_MODEL
+    mode: Mode = "reference"
+    ifd_form: IfdForm = "loss_ratio"
+    ic_ifd_form: IcIfdForm = "ratio"
+    instruction_column: str = "instruction"
+    input_column: str | None = "input"
+    output_column: str = "output"
+    batch_size: int = 16
+    max_length: int | None = None
+    dtype: str = "auto"
+    device: str = "auto"
+    on_invalid: Literal["mark", "raise"] = "mark"
+    progress: bool = False
+    """Show a progress bar over the forward passes of each call (the CLI uses ``map``'s own bar)."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"mode={self.mode!r} is not known", hint=f"choose one of {', '.join(MODES)}.")
+        check_forms(self.ifd_form, self.ic_ifd_form)
+        if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool) or self.batch_size < 1:
+            raise ConfigError(f"batch_size={self.batch_size!r} must be an integer >= 1")
+        if self.max_length is not None and (not isinstance(self.max_length, int) or self.max_length < 2):
+            raise ConfigError(f"max_length={self.max_length!r} must be None or an integer >= 2")
+        if self.on_invalid not in ("mark", "raise"):
+            raise ConfigError(f"on_invalid={self.on_invalid!r} must be 'mark' or 'raise'")
+
+    # Runtime state (the loaded model) lives in "_" attributes and is never pickled, so
+    # `datasets` fingerprints stay stable and num_proc workers load their own copy.
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    @property
+    def loaded(self) -> LoadedModel:
+        """The scoring model, loaded on first use."""
+        if getattr(self, "_loaded", None) is None:
+            loaded = load_model(self.model, dtype=self.dtype, device=self.device)
+            encoder = TokenizerEncoder(loaded.tokenizer, model_name=f"model {self.model!r}")
+            if self.mode == "chat":
+                encoder.require_chat_template()
+            self._encoder = encoder
+            self._loaded = loaded
+        return self._loaded
+
+    def effective_max_length(self) -> int | None:
+        """``max_length`` capped by the model's context (None: no limit)."""
+        limits = [x for x in (self.max_length, context_length(self.loaded.model)) if x is not None]
+        return min(limits) if limits else None
+
+    def metadata(self) -> dict[str, Any]:
+        """Everything needed to reproduce the scores: model identity, construction, forms, truncation."""
+        return {
+            "stage": "score",
+            "model": self.loaded.identity,
+            "mode": self.mode,
+            "ifd_form": self.ifd_form,
+            "ic_ifd_form": self.ic_ifd_form,
+            "max_length": self.effective_max_length(),
+            "truncation": TRUNCATION_RULE,
+            "columns": {"instruction": self.instruction_column, "input": self.input_column, "output": self.output_column},
+        }
+
+    def __call__(self, batch: Batch, indices: list[int] | None = None) -> Batch:
+        require_columns(batch, self.instruction_column, self.output_column)
+        instructions = batch[self.instruction_column]
+        outputs = batch[self.output_column]
+        inputs = batch[self.input_column] if self.input_column and self.input_column in batch else [None] * len(instructions)
+        return self.score_texts(instructions, outputs, inputs, indices=indices)
+
+    def score_texts(
+        self,
+        instructions: Sequence[Any],
+        outputs: Sequence[Any],
+        inputs: Sequence[Any] | None = None,
+        *,
+        indices: Sequence[int] | None = None,
+    ) -> Batch:
+        """Score parallel lists of texts; returns the output columns (see the class docstring)."""
+        n = len(instructions)
+        if len(outputs) != n or (inputs is not None and len(inputs) != n):
+            raise ConfigError("instructions, outputs and inputs must have the same length")
+        inputs = inputs if inputs is not None else [None] * n
+        out: Batch = {c: [None] * n for c in OUTPUT_COLUMNS}
+        questions: list[str] = []
+        answers: list[str] = []
+        rows: list[int] = []
+        for j in range(n):
+            problem = self._row_problem(instructions[j], inputs[j], outputs[j])
+            if problem is not None:
+                status, column, what = problem
+                if status == "invalid_input" and self.on_invalid == "raise":
+                    row = indices[j] if indices is not None else f"#{j} of this batch"
+                    raise InvalidRowError(row, column, what, hint="fix or filter the row, or use on_invalid='mark'.")
+                _fill(out, j, status=status, reason=f"column {column!r}: {what}" if column else what)
+                continue
+            questions.append(question_text(instructions[j], inputs[j]))
+            answers.append(outputs[j])
+            rows.append(j)
+        if rows:
+            self._score(questions, answers, rows, out)
+        return out
+
+    # -- internals -------------------------------------------------------------------
+
+    def _row_problem(self, instruction: Any, input: Any, output: Any) -> tuple[str, str | None, str] | None:
+        """``(status, column, problem)`` for a row that cannot be scored, else None."""
+        for column, value in ((self.instruction_column, instruction), (self.input_column, input), (self.output_column, output)):
+            if value is None and column == self.input_column:
+                continue
+            if value is None:
+                return "invalid_input", column, "the value is None"
+            if not isinstance(value, str):
+                return "invalid_input", column, f"the value is a {type(value).__name__}, not a string"
+        if not question_text(instruction, input).strip():
+            return "undefined", None, "empty instruction"
+        if not output.strip():
+            return "undefined", None, "empty answer"
+        return None
+
+    def _score(self, questions: list[str], answers: list[str], rows: list[int], out: Batch) -> None:
+        loaded = self.loaded
+        build = chat_sequences if self.mode == "chat" else reference_sequences
+        pairs = build(self._encoder, questions, answers)
+        limit = self.effective_max_length()
+        sequences = [seq.truncate(limit) for pair in pairs for seq in pair]
+        pad = loaded.tokenizer.pad_token_id
+        losses = span_losses(loaded.model, sequences, batch_size=self.batch_size, pad_token_id=pad if pad is not None else 0, progress=self.progress and "Scoring")
+        for k, j in enumerate(rows):
+            conditioned, alone = losses[2 * k], losses[2 * k + 1]
+            q, aq, a = conditioned[QUESTION], conditioned[ANSWER_GIVEN_QUESTION], alone[ANSWER]
+            scores = row_scores(q, aq, a, ifd_form=self.ifd_form, ic_ifd_form=self.ic_ifd_form)
+            ok = math.isfinite(scores.ifd) and math.isfinite(scores.ic_ifd)
+            truncated = sequences[2 * k].truncated or sequences[2 * k + 1].truncated
+            reasons = list(scores.reasons) + ([f"truncated to {limit} tokens"] if truncated else [])
+            _fill(
+                out,
+                j,
+                status="ok" if ok else "undefined",
+                reason="" if ok else "; ".join(reasons),
+                scores=(scores.loss_q, scores.loss_a_given_q, scores.loss_a, scores.ifd, scores.ic_ifd),
+                counts=(q.count, aq.count, a.count),
+                truncated=truncated,
+            )
+
+
+def _fill(
+    out: Batch,
+    j: int,
+    *,
+    status: str,
+    reason: str,
+    scores: tuple[float, ...] = (math.nan,) * 5,
+    counts: tuple[int, ...] = (0, 0, 0),
+    truncated: bool = False,
+) -> None:
+    for column, value in zip(("loss_q", "loss_a_given_q", "loss_a", "ifd", "ic_ifd"), scores):
+        out[column][j] = float(value)
+    for column, value in zip(("tokens_q", "tokens_a_given_q", "tokens_a"), counts):
+        out[column][j] = int(value)
+    out["score_truncated"][j] = truncated
+    out["score_status"][j] = status
+    out["score_reason"][j] = reason
+
