@@ -6,6 +6,16 @@ result into its row. :meth:`GenerationTransform.__call__` runs the requests sync
 through ``backend.generate``; :meth:`GenerationTransform.acall` runs them concurrently
 through ``backend.agenerate``, for ``ds.map(t.acall, batched=True)`` against an endpoint
 (``datasets`` runs a bound ``async`` method natively).
+
+Two things keep ``datasets``' cache honest:
+
+- **Explicit column types.** ``map`` infers a column's type from the first batch it writes; a
+  column that is all None there (``evol_reason`` when every early row succeeded) becomes
+  ``null`` and a later string crashes the write. Pass ``features=t.features_for(ds)``, or use
+  :func:`map_rows`, which does.
+- **Prompts in the fingerprint.** A transform pickles as its settings plus the content hash of
+  every Jinja template it renders (:meth:`GenerationTransform.prompt_templates`), so editing a
+  template changes the ``map`` fingerprint and the cached result is not reused.
 """
 
 from __future__ import annotations
@@ -13,10 +23,14 @@ from __future__ import annotations
 import abc
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from . import prompts
 from .backends.base import Backend, GenerationRequest, GenerationResult
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from datasets import Dataset, Features
 
 Batch = dict[str, list[Any]]
 
@@ -52,6 +66,21 @@ class GenerationTransform(abc.ABC):
     def metadata(self) -> dict[str, Any]:
         """Everything needed to reproduce this stage."""
 
+    def output_features(self) -> dict[str, Any]:
+        """The ``datasets`` type of every column this transform writes (override it: the default, ``{}``,
+        leaves the types to ``map``'s inference from the first batch)."""
+        return {}
+
+    def prompt_templates(self) -> tuple[str, ...]:
+        """Names of the templates this transform renders (``"folder/name"``)."""
+        return ()
+
+    def features_for(self, ds: "Dataset") -> "Features":
+        """The features of ``ds.map(self, batched=True)``: the input's, with this transform's columns set."""
+        from datasets import Features
+
+        return Features({**ds.features, **self.output_features()})
+
     def __call__(self, batch: Batch, indices: list[int] | None = None) -> Batch:
         prepared = self.prepare(batch, indices)
         results = self.backend.generate(prepared.requests) if prepared.requests else []
@@ -77,3 +106,45 @@ class GenerationTransform(abc.ABC):
         for row, result in zip(prepared.rows, results, strict=True):
             self.apply(prepared.out, row, result)
         return prepared.out
+
+    # Settings only, plus the content hash of each template: that is what datasets fingerprints.
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+        state["_prompt_versions"] = {name: prompts.version(name) for name in self.prompt_templates()}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        state.pop("_prompt_versions", None)
+        self.__dict__.update(state)
+
+
+def outcome(result: GenerationResult, text: str | None, max_new_tokens: int, problem: str | None = None) -> tuple[str, str | None]:
+    """The status and reason of one generation, given the text read from it and any problem reading it.
+
+    ``failed`` (backend error or empty text), ``parse_failed`` (``problem``), ``truncated``
+    (the reply hit ``max_new_tokens``; with a problem too, the reason names both) or ``ok``.
+    """
+    cut = f"stopped at max_new_tokens={max_new_tokens}"
+    if not result.ok:
+        return "failed", result.error
+    if problem is not None:
+        return ("truncated", f"{cut}: {problem}") if result.finish_reason == "length" else ("parse_failed", problem)
+    if not text:
+        return "failed", "the model returned an empty text"
+    if result.finish_reason == "length":
+        return "truncated", cut
+    return "ok", None
+
+
+def map_rows(ds: "Dataset", fn: Any, features: dict[str, Any], *, desc: str | None = None, **kwargs: Any) -> "Dataset":
+    """``ds.map(fn, batched=True, ...)`` with the types of the columns ``fn`` writes fixed up front.
+
+    ``features`` maps each written column to its ``datasets`` type; the other columns keep
+    theirs (see the module docstring for why this matters).
+    """
+    from datasets import Features
+
+    removed = set(kwargs.get("remove_columns") or ())
+    merged = Features({**{k: v for k, v in ds.features.items() if k not in removed}, **features})
+    return ds.map(fn, batched=True, features=merged, desc=desc, **kwargs)
