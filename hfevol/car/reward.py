@@ -28,7 +28,7 @@ from ..errors import ConfigError, ModelLoadError, ModelNotFoundError
 
 JUDGE_TEMPLATE = "car/judge"
 JUDGE_SCALE = (1.0, 10.0)
-JUDGE_SAMPLING = SamplingParams(temperature=0.0, top_p=1.0, max_new_tokens=16)
+JUDGE_SAMPLING = SamplingParams(temperature=0.0, top_p=1.0, max_new_tokens=32)
 
 
 class Reward(Protocol):
