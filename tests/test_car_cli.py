@@ -50,7 +50,7 @@ def test_car_end_to_end_with_two_real_generators(tmp_path: Path, capsys: pytest.
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "| rank | generator |" in printed and "recommended:" in printed
-    for name in ("car_table.csv", "car_table.md", "car_chart.png", "car_run.json", "car_rows.jsonl", "responses.jsonl"):
+    for name in ("car.csv", "car.md", "car_chart.png", "car_run.json", "car_rows.jsonl", "responses.jsonl"):
         assert (out / name).stat().st_size > 0, name
     assert (out / "car_chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -61,7 +61,7 @@ def test_car_end_to_end_with_two_real_generators(tmp_path: Path, capsys: pytest.
     assert responses[0]["embedded"] != responses[0]["gemma3-270m"]
     assert "google/gemma-3-270m" in responses[0]["gemma3-270m_responder"]
 
-    table = list(csv.DictReader((out / "car_table.csv").open()))
+    table = list(csv.DictReader((out / "car.csv").open()))
     assert sorted(r["generator"] for r in table) == ["embedded", "gemma3-270m", "output"]
     for r in table:  # CAR recomputed from the table's own reward and loss
         assert float(r["car"]) == pytest.approx(float(r["reward"]) / (1 + 0.5 * float(r["loss"])), rel=1e-6)

@@ -1,4 +1,8 @@
-"""The CAR report: a table (printed, CSV, Markdown), a bar chart (PNG) and the run's settings (JSON)."""
+"""The CAR report: a table (printed, CSV, Markdown), a bar chart (PNG) and the run's settings (JSON).
+
+``car.csv`` and ``car.md`` are the names ``hfevol publish`` looks for at the top of an output
+folder (:data:`hfevol.publish.source.CAR_TABLES`): the table goes into the dataset card.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from .compare import CarResult
 from .metrics import DIRECTIONS, METRICS
 
 COLUMNS = ("rank", "generator", "rows", "reward", "loss", "car", "perplexity", "ifd", "length", "measured")
-FILES = {"csv": "car_table.csv", "markdown": "car_table.md", "chart": "car_chart.png", "run": "car_run.json", "rows": "car_rows.jsonl"}
+FILES = {"csv": "car.csv", "markdown": "car.md", "chart": "car_chart.png", "run": "car_run.json", "rows": "car_rows.jsonl"}
 
 
 def table_rows(result: CarResult) -> list[dict[str, Any]]:

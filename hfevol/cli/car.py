@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-new-tokens", type=int, default=256, help="per generated response (default: 256)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="folder for car_table.csv/.md, car_chart.png, car_run.json, car_rows.jsonl and the responses")
+    p.add_argument("--out", required=True, help="folder for car.csv/.md, car_chart.png, car_run.json, car_rows.jsonl and the responses")
     p.set_defaults(run=run)
 
 
