@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import DataError
 from .compatibility import RowLoss, StudentLoss
 from .generators import Coverage, GeneratorSpec, check_responses
 from .metrics import DEFAULT_BETA, BetaFit, CarTable, GeneratorStats, LossAveraging, NegativeRewards, car_table, check_scores, correlations, fit_beta, reward_offset
@@ -71,8 +72,6 @@ def compare(
         rated = [r for r in rewards if not math.isnan(r)]
         unrated[spec.label] = len(rewards) - len(rated)
         if not rated:
-            from ..errors import DataError
-
             raise DataError(f"no reward could be read for any response of generator {spec.label!r}", hint="check the reward model or the judge's replies (try a stronger judge).")
         row_rewards.extend(rated)
         scored = [l for l in losses if l.tokens]

@@ -157,7 +157,8 @@ def generate_responses(
         )
         fn = respond.acall if spec.kind == "endpoint" else respond
         batch = 64 if spec.kind == "endpoint" else max(batch_size, 1)
-        ds = ds.map(fn, batched=True, batch_size=batch, with_indices=True, desc=f"Answering with {spec.label}")
+        # explicit column types: a reason column that is all None in the first batch must still take strings later
+        ds = ds.map(fn, batched=True, batch_size=batch, with_indices=True, features=respond.features_for(ds), desc=f"Answering with {spec.label}")
     return ds
 
 
