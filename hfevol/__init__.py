@@ -13,6 +13,13 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "EvolInstruct": "hfevol.evolution",
+    "AutoEvolInstruct": "hfevol.evolution",
+    "Elimination": "hfevol.evolution",
+    "evolve_rounds": "hfevol.evolution",
+    "split_rounds": "hfevol.evolution",
+    "Respond": "hfevol.respond",
+    "to_alpaca": "hfevol.formats",
+    "add_messages": "hfevol.formats",
     "ALL_OPERATIONS": "hfevol.evolution",
     "DEPTH_OPERATIONS": "hfevol.evolution",
     "Backend": "hfevol.backends",
@@ -43,7 +50,9 @@ __all__ = ["__version__", *_LAZY]
 if TYPE_CHECKING:
     from .backends import Backend, GenerationRequest, GenerationResult, OpenAIBackend, RetryPolicy, SamplingParams, TGIBackend, TransformersBackend
     from .cache import CachedBackend, RequestCache
-    from .evolution import ALL_OPERATIONS, DEPTH_OPERATIONS, EvolInstruct
+    from .evolution import ALL_OPERATIONS, DEPTH_OPERATIONS, AutoEvolInstruct, Elimination, EvolInstruct, evolve_rounds, split_rounds
+    from .formats import add_messages, to_alpaca
+    from .respond import Respond
     from .io import builtin_sample, load_rows, write_output
     from .metric_install import install_metrics
     from .models import EMBEDDED_MODEL, load_model

@@ -9,7 +9,8 @@ also derives from the matching builtin, so ``except ValueError`` keeps working::
     │   ├── MissingColumnError (KeyError)     a column the transform reads is absent
     │   ├── InvalidRowError                   one row cannot be processed (names row and column)
     │   ├── NotHfevolOutputError              a folder to publish is not an hfevol output
-    │   └── EmptyDatasetError                 a dataset to publish has no rows
+    │   ├── EmptyDatasetError                 a dataset has no rows
+    │   └── FormatError                       rows are in several layouts at once (Alpaca, ShareGPT, messages)
     ├── DatasetNotFoundError (FileNotFoundError)
     ├── ModelError
     │   ├── ModelNotFoundError (FileNotFoundError)
@@ -75,6 +76,14 @@ class InvalidRowError(DataError):
         self.column = column
         self.problem = problem
         super().__init__(f"row {row}, column {column!r}: {problem}", hint=hint)
+
+
+class EmptyDatasetError(DataError):
+    """A dataset has no rows, so there is nothing to process."""
+
+
+class FormatError(DataError):
+    """The dataset mixes layouts (Alpaca, ShareGPT, messages) from row to row."""
 
 
 class DatasetNotFoundError(HfevolError, FileNotFoundError):
@@ -151,10 +160,6 @@ class CacheError(HfevolError):
     """The request cache file exists but cannot be used (not SQLite, or written by an incompatible version)."""
 class NotHfevolOutputError(DataError):
     """A folder given to ``publish`` lacks ``hfevol_run.json`` or ``data/*.parquet``."""
-
-
-class EmptyDatasetError(DataError):
-    """A dataset (or one of its configs) to publish has no rows."""
 
 
 class PublishError(HfevolError):

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import DataError, DatasetNotFoundError
+from .errors import DataError, DatasetNotFoundError, EmptyDatasetError
 from .paths import package_file
 
 if TYPE_CHECKING:
@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 BUILTIN_SAMPLE = "builtin"
-"""Name of the built-in seed sample: 60 instructions (general, math, code) in Alpaca layout."""
+"""Name of the built-in seed sample: 60 instructions (general, math, code) in Alpaca layout.
+``builtin:<category>`` names one category (``builtin:math``)."""
 
 RUN_FILE = "hfevol_run.json"
 """The file in an output folder that records how the data was made."""
@@ -25,16 +26,25 @@ _FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": 
 
 
 def builtin_sample(category: str | None = None) -> "Dataset":
-    """The built-in seed sample, optionally only one ``category`` (general, math or code)."""
-    from datasets import Dataset
+    """The built-in seed sample, optionally only one ``category`` (general, math or code).
 
-    rows = [json.loads(line) for line in package_file("data", "seed_sample.jsonl").read_text().splitlines() if line.strip()]
+    It is read with ``load_dataset("json", ...)``, so it is file-backed and ``datasets``
+    caches the maps applied to it: an identical second run is served from that cache.
+    """
+    import datasets
+
+    path = package_file("data", "seed_sample.jsonl")
+    ds = datasets.load_dataset("json", data_files=str(path), split="train")
     if category is not None:
-        known = sorted({r["category"] for r in rows})
+        known = sorted(set(ds["category"]))
         if category not in known:
             raise DataError(f"unknown sample category {category!r}", hint=f"choose from {', '.join(known)}.")
-        rows = [r for r in rows if r["category"] == category]
-    return Dataset.from_list(rows)
+        ds = ds.filter(_in_category, input_columns=["category"], batched=True, fn_kwargs={"category": category})
+    return ds
+
+
+def _in_category(values: list[str], category: str) -> list[bool]:
+    return [v == category for v in values]
 
 
 def load_rows(source: str, *, split: str = "train") -> "Dataset":
@@ -52,6 +62,8 @@ def load_rows(source: str, *, split: str = "train") -> "Dataset":
 
     if source == BUILTIN_SAMPLE:
         return builtin_sample()
+    if source.startswith(BUILTIN_SAMPLE + ":"):
+        return builtin_sample(source.split(":", 1)[1])
     path = Path(source).expanduser()
     if path.exists():
         try:
@@ -62,13 +74,18 @@ def load_rows(source: str, *, split: str = "train") -> "Dataset":
                         f"cannot read {source!r}: unknown file type {path.suffix!r}",
                         hint=f"use one of {', '.join(sorted(_FILE_BUILDERS))}.",
                     )
-                return datasets.load_dataset(builder, data_files=str(path), split="train")
+                try:
+                    return datasets.load_dataset(builder, data_files=str(path), split="train")
+                except Exception:
+                    if _file_has_no_rows(path):  # datasets cannot build a split from an empty file
+                        raise EmptyDatasetError(f"dataset file {source!r} has no rows", hint="check the file, or point --dataset at another one.") from None
+                    raise
             if (path / "dataset_info.json").is_file() or (path / "state.json").is_file():
                 loaded = datasets.load_from_disk(str(path))
                 return _pick_split(loaded, split, source)
             return _pick_split(datasets.load_dataset(str(path)), split, source)
         except (DataError, DatasetNotFoundError):
-            raise
+            raise  # EmptyDatasetError is a DataError
         except Exception as exc:
             raise DataError(f"cannot read {source!r} as a dataset: {str(exc).splitlines()[0]}") from exc
     if source.startswith((".", "/", "~")) or source.count("/") != 1:
@@ -85,6 +102,20 @@ def load_rows(source: str, *, split: str = "train") -> "Dataset":
         ) from exc
 
 
+def _file_has_no_rows(path: Path) -> bool:
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.read_metadata(str(path)).num_rows == 0
+        except Exception:
+            return False
+    text = path.read_text(errors="replace").strip()
+    if path.suffix.lower() == ".csv":
+        return len(text.splitlines()) <= 1
+    return text in ("", "[]")
+
+
 def _pick_split(loaded: Any, split: str, source: str) -> "Dataset":
     import datasets
 
@@ -96,17 +127,47 @@ def _pick_split(loaded: Any, split: str, source: str) -> "Dataset":
 
 
 def write_output(ds: "Dataset", out_dir: str | Path, run: dict[str, Any], *, split: str = "train") -> Path:
-    """Write ``ds`` as ``<out>/data/<split>.parquet`` with the run record beside it.
+    """Write ``ds`` into ``out_dir`` with the run record (``hfevol_run.json``) beside it.
 
-    The folder loads back with ``datasets.load_dataset(out_dir)``. A previous file of the
-    same split is replaced only once the new one is fully written.
+    Without a ``round`` column: ``<out>/data/<split>.parquet``. With one (the output of
+    :func:`hfevol.evolve_rounds`): one folder per round, ``<out>/data/round_<r>/<split>.parquet``,
+    all with the same schema. ``load_dataset(out, split="train")`` then reads every round and
+    ``load_dataset(out, data_dir="data/round_2", split="train")`` one round; a release made by
+    ``hfevol publish`` names each folder as a config (``round_2``).
+
+    No ``README.md`` with ``configs`` is written on purpose: for a local folder, ``datasets``
+    (5.2) keys its cache on the configs' *patterns*, so a re-run into the same folder, or
+    another output folder with the same name, would load the first one's cached rows.
+
+    Files are written to a temporary name and renamed, so an interrupted write never leaves
+    half a file; parquet files of an earlier run's layout in the same folder are removed.
+    Returns the folder.
     """
     out = Path(out_dir)
     data_dir = out / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
-    target = data_dir / f"{split}.parquet"
+    written: list[Path] = []
+    if "round" in ds.column_names:
+        from .evolution.rounds import split_rounds
+
+        for config, part in split_rounds(ds).items():
+            written.append(_write_parquet(part, data_dir / config / f"{split}.parquet"))
+    else:
+        written.append(_write_parquet(ds, data_dir / f"{split}.parquet"))
+    for stale in sorted(data_dir.glob("*.parquet")) + sorted(data_dir.glob("round_*/*.parquet")):
+        if stale not in written:
+            logger.info("removing %s, left by an earlier run in the same folder", stale)
+            stale.unlink()
+    for folder in data_dir.glob("round_*"):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    (out / RUN_FILE).write_text(json.dumps(run, indent=2, ensure_ascii=False, default=str) + "\n")
+    return out
+
+
+def _write_parquet(ds: "Dataset", target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".parquet.tmp")
     ds.to_parquet(str(tmp))
     tmp.replace(target)
-    (out / RUN_FILE).write_text(json.dumps(run, indent=2, ensure_ascii=False, default=str) + "\n")
     return target

@@ -54,9 +54,10 @@ def test_evolve_command_end_to_end(capsys, tmp_path: Path, embedded):
     out = tmp_path / "evolved"
     assert main(["evolve", "--dataset", "builtin", "--limit", "3", "--out", str(out), "--max-new-tokens", "24", "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
-    assert "Evol-Instruct round 1: 3 rows" in printed and str(out) in printed and "before:" in printed
+    assert "Evol-Instruct: 3 rows over 1 round(s)" in printed and str(out) in printed
     ds = load_dataset(str(out), split="train")
-    assert len(ds) == 3 and ds["parent_instruction"][:] == ds["instruction"][:]
+    assert len(ds) == 3 and ds["parent_instruction"][:] == ds["root_instruction"][:]
+    assert ds["id"][:] == ["general-001-r1", "general-002-r1", "general-003-r1"]
     run = json.loads((out / "hfevol_run.json").read_text())
     assert run["stages"][0]["backend"]["model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert run["stages"][0]["sampling"]["max_new_tokens"] == 24

@@ -113,3 +113,19 @@ def test_metric_docstring_examples_run(name, embedded, monkeypatch):
         runner.run(test)
     summary = runner.summarize(verbose=False)
     assert summary.failed == 0 and summary.attempted >= 3
+
+
+def test_install_refuses_an_unknown_metric():
+    from hfevol.errors import ConfigError
+    from hfevol.metric_install import install_metrics
+
+    with pytest.raises(ConfigError, match="'bleu'") as info:
+        install_metrics(["bleu"])
+    assert "ic_ifd, ifd" in str(info.value)
+
+
+def test_package_root_exposes_scoring_lazily():
+    import hfevol
+
+    assert hfevol.Score.__name__ == "Score" and hfevol.select.__module__ == "hfevol.scoring.select"
+    assert hfevol.install_metrics.__module__ == "hfevol.metric_install"

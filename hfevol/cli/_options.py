@@ -86,3 +86,36 @@ def cache_path_from(args: argparse.Namespace) -> Path | None:
 
 def sampling_from(args: argparse.Namespace) -> SamplingParams:
     return SamplingParams(temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens)
+
+
+def add_format_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("input layout")
+    group.add_argument("--format", default="auto", choices=["auto", "alpaca", "sharegpt", "messages"], help="input layout (default: detect it)")
+    group.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="FIELD=COLUMN",
+        help="read FIELD (instruction, input, output, conversations, messages) from COLUMN; repeatable",
+    )
+
+
+def mapping_from(args: argparse.Namespace) -> dict[str, str]:
+    """``--map`` options as a dict; ``--instruction-column X`` counts as ``--map instruction=X``."""
+    from ..errors import ConfigError
+
+    mapping: dict[str, str] = {}
+    for item in args.map:
+        field, sep, column = item.partition("=")
+        if not sep or not field.strip() or not column.strip():
+            raise ConfigError(f"--map {item!r} must look like FIELD=COLUMN", hint="for example --map instruction=question")
+        mapping[field.strip()] = column.strip()
+    column = getattr(args, "instruction_column", "instruction")
+    if column != "instruction":
+        mapping.setdefault("instruction", column)
+    return mapping
+
+
+def run_options(args: argparse.Namespace) -> dict[str, object]:
+    """The command's options, for the run record (tokens never come through options)."""
+    return {k: v for k, v in vars(args).items() if k != "run"}

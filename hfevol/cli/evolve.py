@@ -1,21 +1,35 @@
-"""``hfevol evolve``: one round of Evol-Instruct over a dataset, with a local model or an inference endpoint."""
+"""``hfevol evolve``: rounds of Evol-Instruct (or Auto Evol-Instruct) over a dataset, with elimination,
+on a local model or an inference endpoint."""
 
 from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..backends.endpoint import EndpointBackend
-from ..evolution import ALL_OPERATIONS, BREADTH_OPERATION, EvolInstruct
+from ..errors import ConfigError, EmptyDatasetError
+from ..evolution import ALL_OPERATIONS, BREADTH_OPERATION, AutoEvolInstruct, Elimination, EvolInstruct, Evolver
 from ..io import BUILTIN_SAMPLE, load_rows, write_output
-from ._options import add_endpoint_options, add_model_options, add_sampling_options, backend_from, cache_path_from, sampling_from
-from ._report import print_endpoint_summary, print_summary
+from ._options import (
+    add_endpoint_options,
+    add_format_options,
+    add_model_options,
+    add_sampling_options,
+    backend_from,
+    cache_path_from,
+    mapping_from,
+    run_options,
+    sampling_from,
+)
+from ._report import print_endpoint_summary, print_rounds_summary
 
 if TYPE_CHECKING:
     from datasets import Dataset
+
+METHODS = ("evol-instruct", "auto-evol")
 
 ENDPOINT_MAP_BATCH = 64
 """Rows per ``map`` batch against an endpoint: small enough for a lively progress bar; the concurrency comes from
@@ -23,23 +37,30 @@ the up to 1000 batches ``datasets`` runs at once, capped by the in-flight limit.
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evolve", help="evolve instructions with Evol-Instruct", description=__doc__)
-    p.add_argument("--dataset", default=BUILTIN_SAMPLE, help=f"a file, a folder, a Hub id, or {BUILTIN_SAMPLE!r} (default)")
+    p = sub.add_parser("evolve", help="evolve instructions over several rounds", description=__doc__)
+    p.add_argument("--dataset", default=BUILTIN_SAMPLE, help=f"a file, a folder, a Hub id, {BUILTIN_SAMPLE!r} (default) or 'builtin:<general|math|code>'")
     p.add_argument("--split", default="train")
-    p.add_argument("--out", required=True, help="output folder (written as data/train.parquet + hfevol_run.json)")
-    p.add_argument("--instruction-column", default="instruction")
-    p.add_argument("--operations", nargs="+", default=list(ALL_OPERATIONS), metavar="OP", help=f"subset of: {' '.join(ALL_OPERATIONS)}")
+    p.add_argument("--out", required=True, help="output folder: data/round_<r>/train.parquet per round, and hfevol_run.json")
+    p.add_argument("--instruction-column", default="instruction", help="same as --map instruction=COLUMN")
+    p.add_argument("--method", default="evol-instruct", choices=METHODS, help="evol-instruct (the operation rotation, default) or auto-evol")
+    p.add_argument("--rounds", type=int, default=1, help="evolution rounds; each evolves the previous round's ok rows (default: 1)")
+    p.add_argument("--operations", nargs="+", default=list(ALL_OPERATIONS), metavar="OP", help=f"evol-instruct operations, a subset of: {' '.join(ALL_OPERATIONS)}")
     p.add_argument("--no-breadth", action="store_true", help="drop the breadth operation (for math and code data)")
-    p.add_argument("--round", type=int, default=1, help="round number; it shifts the operation rotation (default: 1)")
+    p.add_argument("--no-elimination", action="store_true", help="keep failed evolutions as ok (elimination is on by default)")
     p.add_argument("--limit", type=int, default=None, help="evolve only the first N rows")
+    add_format_options(p)
     add_model_options(p)
     add_sampling_options(p, temperature=0.7, max_new_tokens=2048)
     add_endpoint_options(p)
     p.set_defaults(run=run)
 
 
-def build_transform(args: argparse.Namespace) -> EvolInstruct:
-    """The transform the options describe; an endpoint is checked here, before any work (clear error if unreachable)."""
+def build_evolver(args: argparse.Namespace) -> Evolver:
+    """The evolution transform the options describe (round 1; ``evolve_rounds`` sets the others).
+
+    An endpoint is checked here, before any work (a clear error if it is unreachable), and the
+    backend is wrapped in the request cache unless ``--no-cache``.
+    """
     from ..cache import CachedBackend
 
     backend = backend_from(args)
@@ -49,85 +70,75 @@ def build_transform(args: argparse.Namespace) -> EvolInstruct:
     cache = cache_path_from(args)
     if cache is not None:
         backend = CachedBackend(backend, str(cache))
+    common: dict[str, Any] = {"backend": backend, "sampling": sampling_from(args), "seed": args.seed}
+    if args.method == "auto-evol":
+        return AutoEvolInstruct(**common)
     operations = [op for op in args.operations if not (args.no_breadth and op == BREADTH_OPERATION)]
-    return EvolInstruct(
-        backend=backend,
-        operations=tuple(operations),
-        round=args.round,
-        sampling=sampling_from(args),
-        seed=args.seed,
-        instruction_column=args.instruction_column,
-    )
+    return EvolInstruct(operations=tuple(operations), **common)
 
 
-def uses_endpoint(evolve: EvolInstruct) -> bool:
-    backend = getattr(evolve.backend, "backend", evolve.backend)  # through CachedBackend
-    return isinstance(backend, EndpointBackend)
+def endpoint_of(evolver: Evolver) -> EndpointBackend | None:
+    backend = getattr(evolver.backend, "backend", evolver.backend)  # through CachedBackend
+    return backend if isinstance(backend, EndpointBackend) else None
 
 
-def evolve_rows(ds: "Dataset", evolve: EvolInstruct, positions: Sequence[int] | None, *, batch_size: int, desc: str) -> "Dataset":
-    """Map ``evolve`` over ``ds``; row ``j`` counts as position ``positions[j]`` (default: ``j``) for the rotation and seed."""
-    where = list(positions) if positions is not None else None
+def load_seeds(args: argparse.Namespace) -> "Dataset":
+    """Read ``--dataset``, apply ``--limit``, and bring it to the Alpaca layout (every check before any model call)."""
+    from ..formats import to_alpaca
 
-    def place(indices: list[int]) -> list[int]:
-        return indices if where is None else [where[i] for i in indices]
-
-    if uses_endpoint(evolve):
-
-        async def run_batch(batch: dict[str, list[Any]], indices: list[int]) -> dict[str, list[Any]]:
-            return await evolve.acall(batch, place(indices))
-
-        return ds.map(run_batch, batched=True, batch_size=ENDPOINT_MAP_BATCH, with_indices=True, desc=desc)
-
-    def run_batch_sync(batch: dict[str, list[Any]], indices: list[int]) -> dict[str, list[Any]]:
-        return evolve(batch, place(indices))
-
-    return ds.map(run_batch_sync, batched=True, batch_size=batch_size, with_indices=True, desc=desc)
-
-
-def command_record(args: argparse.Namespace) -> dict[str, Any]:
-    """The options of this run, for ``hfevol retry-failed`` (no secret can be among them: tokens come from the environment)."""
-    return {"name": "evolve", "args": {k: v for k, v in vars(args).items() if k != "run"}}
-
-
-def finish(evolve: EvolInstruct, evolved: "Dataset", out: Path, record: dict[str, Any], seconds: float, title: str) -> None:
-    path = write_output(evolved, out, record)
-    print_summary(
-        title,
-        evolved.to_list(),
-        status_column="evol_status",
-        reason_column="evol_reason",
-        before="parent_instruction",
-        after="evolved_instruction",
-        out=Path(path).parent.parent,
-        seconds=seconds,
-    )
-    inner = getattr(evolve.backend, "backend", evolve.backend)
-    if isinstance(inner, EndpointBackend):
-        print_endpoint_summary(inner.stats.snapshot(), cache_hits=getattr(evolve.backend, "hits", None))
-    failed = sum(1 for s in evolved["evol_status"] if s == "failed")
-    if failed:
-        print(f"\n   {failed} row(s) failed; to run only those again: hfevol retry-failed {out}")
-
-
-def run(args: argparse.Namespace) -> int:
-    evolve = build_transform(args)
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit {args.limit} must be at least 1")
     ds = load_rows(args.dataset, split=args.split)
     if args.limit is not None:
         ds = ds.select(range(min(args.limit, len(ds))))
-    from ..validation import require_columns
+    if len(ds) == 0:
+        raise EmptyDatasetError(f"dataset {args.dataset!r} (split {args.split!r}) has no rows", hint="check --dataset, --split and --limit.")
+    return to_alpaca(ds, mapping_from(args), format=args.format)
 
-    require_columns(ds.column_names, args.instruction_column)
-    evolve.backend.describe()  # loads the model (an endpoint was checked above): a bad --model fails before any row
+
+def run(args: argparse.Namespace) -> int:
+    from .. import __version__
+    from ..evolution.rounds import evolve_rounds, round_report
+    from ..formats import add_messages
+
+    if args.rounds < 1:
+        raise ConfigError(f"--rounds {args.rounds} must be at least 1", hint="use 1 to 3 rounds, as in the paper.")
+    seeds = load_seeds(args)
+    evolver = build_evolver(args)
+    elimination = None if args.no_elimination else Elimination()
+    evolver.backend.describe()  # loads the model now: a bad --model fails before any row is processed
+    endpoint = endpoint_of(evolver)
     started = time.perf_counter()
-    evolved = evolve_rows(ds, evolve, None, batch_size=max(args.batch_size, 1) * 2, desc=f"Evolving round {args.round}")
+    evolved = evolve_rounds(
+        seeds,
+        evolver,
+        args.rounds,
+        elimination=elimination,
+        batch_size=ENDPOINT_MAP_BATCH if endpoint else max(args.batch_size, 1) * 2,
+        use_async=endpoint is not None,
+    )
+    evolved = add_messages(evolved)
     seconds = time.perf_counter() - started
+    report = round_report(evolved)
+    written = sorted(report["rounds"])
+    stages = [{**replace(evolver, round=r).metadata(), "elimination": elimination.metadata() if elimination else None} for r in written]
     record = {
-        "hfevol_version": __import__("hfevol").__version__,
+        "hfevol_version": __version__,
+        "commands": [{"command": "evolve", "options": run_options(args)}],
         "source": args.dataset,
         "rows": len(evolved),
-        "stages": [evolve.metadata()],
-        "command": command_record(args),
+        "seed_rows": len(seeds),
+        "rounds_requested": args.rounds,
+        "rounds_written": len(written),
+        "stages": stages,
+        "report": report,
     }
-    finish(evolve, evolved, Path(args.out), record, seconds, f"Evol-Instruct round {args.round}")
+    out = write_output(evolved, args.out, record)
+    title = "Auto Evol-Instruct" if args.method == "auto-evol" else "Evol-Instruct"
+    print_rounds_summary(title, report, evolved.to_list(), out=out, seconds=seconds)
+    if endpoint is not None:
+        print_endpoint_summary(endpoint.stats.snapshot(), cache_hits=getattr(evolver.backend, "hits", None))
+    failed = sum(1 for s in evolved["evol_status"] if s == "failed")
+    if failed:
+        print(f"\n   {failed} row(s) failed; to run only those again: hfevol retry-failed {Path(args.out)}")
     return 0

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from .construction import ANSWER, ANSWER_GIVEN_QUESTION, MODES, QUESTION, TokenizerEncoder, chat_sequences, question_text, reference_sequences
+from .construction import ANSWER, ANSWER_GIVEN_QUESTION, MODES, QUESTION, Encoder, TokenizerEncoder, chat_answer_sequences, chat_sequences, question_text, reference_sequences
 from .ifd import IC_IFD_FORMS, IFD_FORMS, RowScores, ic_ifd, ifd, row_scores
 from .losses import SpanLoss, TokenSequence, span_losses
 from .select import Selection, plan_selection, select
@@ -23,11 +23,13 @@ __all__ = [
     "OUTPUT_COLUMNS",
     "QUESTION",
     "RowScores",
+    "Encoder",
     "Score",
     "Selection",
     "SpanLoss",
     "TokenSequence",
     "TokenizerEncoder",
+    "chat_answer_sequences",
     "chat_sequences",
     "ic_ifd",
     "ifd",

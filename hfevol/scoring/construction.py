@@ -110,12 +110,23 @@ def reference_sequences(encoder: Encoder, questions: Sequence[str], answers: Seq
 
 def chat_sequences(encoder: Encoder, questions: Sequence[str], answers: Sequence[str]) -> list[tuple[TokenSequence, TokenSequence]]:
     """Like :func:`reference_sequences`, with the rows formatted by the chat template."""
-    layouts = []
-    for q, a in zip(questions, answers, strict=True):
-        layouts.append(_chat_layout(encoder, q.strip(), a.strip(), ANSWER_GIVEN_QUESTION))
-        layouts.append(_chat_layout(encoder, "", a.strip(), ANSWER))
-    flat = [piece for pieces, _ in layouts for piece in pieces]
-    encoded = iter(encoder.encode(flat, special_tokens=False))
+    conditioned = chat_answer_sequences(encoder, questions, answers)
+    alone = _chat_build(encoder, [("", a.strip(), ANSWER) for a in answers])
+    return list(zip(conditioned, alone, strict=True))
+
+
+def chat_answer_sequences(encoder: Encoder, questions: Sequence[str], answers: Sequence[str]) -> list[TokenSequence]:
+    """Each (question, answer) as one chat-formatted sequence, spans L(Q) and L(A|Q).
+
+    This is the loss fine-tuning on the row would see (the answer's tokens with the
+    question as context); CAR's student loss uses it directly.
+    """
+    return _chat_build(encoder, [(q.strip(), a.strip(), ANSWER_GIVEN_QUESTION) for q, a in zip(questions, answers, strict=True)])
+
+
+def _chat_build(encoder: Encoder, items: list[tuple[str, str, str]]) -> list[TokenSequence]:
+    layouts = [_chat_layout(encoder, question, answer, span) for question, answer, span in items]
+    encoded = iter(encoder.encode([piece for pieces, _ in layouts for piece in pieces], special_tokens=False))
     sequences = []
     for pieces, spans_by_piece in layouts:
         ids: list[int] = []
@@ -126,11 +137,10 @@ def chat_sequences(encoder: Encoder, questions: Sequence[str], answers: Sequence
         starts.append(len(ids))
         spans = []
         for name, first, last, extra in spans_by_piece:
-            start, end = max(starts[first], 1), starts[last + 1]
-            end = min(end + extra, len(ids))
+            start, end = max(starts[first], 1), min(starts[last + 1] + extra, len(ids))
             spans.append((name, min(start, end), end))
         sequences.append(TokenSequence(tuple(ids), tuple(spans)))
-    return [(sequences[i], sequences[i + 1]) for i in range(0, len(sequences), 2)]
+    return sequences
 
 
 def _chat_layout(encoder: Encoder, question: str, answer: str, answer_span: str) -> tuple[list[str], list[tuple[str, int, int, int]]]:

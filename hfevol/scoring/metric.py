@@ -16,6 +16,21 @@ PER_ROW = {
 }
 
 
+def metric_info(description: str, citation: str, inputs_description: str, reference_url: str) -> Any:
+    """The ``evaluate.MetricInfo`` of a metric that reads ``instructions`` and ``responses``."""
+    import datasets
+    import evaluate
+
+    return evaluate.MetricInfo(
+        module_type="metric",
+        description=description,
+        citation=citation,
+        inputs_description=inputs_description,
+        features=datasets.Features({"instructions": datasets.Value("string"), "responses": datasets.Value("string")}),
+        reference_urls=[reference_url],
+    )
+
+
 def metric_results(
     metric: str,
     instructions: Sequence[Any],

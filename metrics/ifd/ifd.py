@@ -1,7 +1,8 @@
 """IFD: Instruction-Following Difficulty, computed by hfevol."""
 
-import datasets
 import evaluate
+
+from hfevol.scoring.metric import metric_info, metric_results
 
 _CITATION = """\
 @inproceedings{li2024quantity,
@@ -49,16 +50,7 @@ Examples:
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class IFD(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            module_type="metric",
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"instructions": datasets.Value("string"), "responses": datasets.Value("string")}),
-            reference_urls=["https://arxiv.org/abs/2308.12032"],
-        )
+        return metric_info(_DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION, "https://arxiv.org/abs/2308.12032")
 
     def _compute(self, instructions, responses, inputs=None, model_id="embedded", batch_size=16, **options):
-        from hfevol.scoring.metric import metric_results
-
         return metric_results("ifd", instructions, responses, inputs, model_id=model_id, batch_size=batch_size, **options)

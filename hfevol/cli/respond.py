@@ -1,0 +1,79 @@
+"""``hfevol respond``: answer the instructions of a dataset (an ``hfevol evolve`` output, or any seed data) with a responder model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+from ..io import RUN_FILE, write_output
+from ._options import add_format_options, add_model_options, add_sampling_options, backend_from, run_options, sampling_from
+from ._report import _short
+from .evolve import load_seeds
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("respond", help="answer instructions with a responder model", description=__doc__)
+    p.add_argument("--dataset", required=True, help="an hfevol output folder (every round is answered), a file, a folder or a Hub id")
+    p.add_argument("--split", default="train")
+    p.add_argument("--out", required=True, help="output folder, in the same layout as the input's (one config per round)")
+    p.add_argument("--instruction-column", default="instruction", help="same as --map instruction=COLUMN")
+    p.add_argument("--output-column", default="output", help="column for the responses; its companions are <column>_status, _reason, _responder, _seed")
+    p.add_argument("--limit", type=int, default=None, help="answer only the first N rows")
+    add_format_options(p)
+    add_model_options(p)
+    add_sampling_options(p, temperature=0.0, max_new_tokens=2048)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import __version__
+    from ..formats import add_messages
+    from ..respond import Respond
+    from ..transform import map_rows
+
+    respond = Respond(backend=backend_from(args), sampling=sampling_from(args), seed=args.seed, output_column=args.output_column)
+    ds = load_seeds(args)
+    respond.backend.describe()  # loads the model before any row is processed
+    started = time.perf_counter()
+    answered = map_rows(ds, respond, respond.output_features(), with_indices=True, batch_size=max(args.batch_size, 1) * 2, desc="Responding")
+    answered = add_messages(answered, output_column=args.output_column)
+    seconds = time.perf_counter() - started
+    status_column = respond.columns["status"]
+    counts = Counter(answered[status_column])
+    previous = _previous_record(args.dataset)
+    record = {
+        **previous,
+        "hfevol_version": __version__,
+        "commands": [*previous.get("commands", []), {"command": "respond", "options": run_options(args)}],
+        "source": previous.get("source", args.dataset),
+        "rows": len(answered),
+        "stages": [*previous.get("stages", []), respond.metadata()],
+        "responses": dict(counts),
+    }
+    out = write_output(answered, args.out, record)
+    print(f"\n== Responses: {len(answered)} rows in {seconds:.1f} s, responder {respond.metadata()['backend'].get('model')}")
+    for status, n in counts.most_common():
+        print(f"   {status:<14} {n:>6}")
+    skipped = [r for r in answered.select_columns([c for c in ("evol_status", status_column) if c in answered.column_names]).to_list() if r[status_column] == "skipped"]
+    if skipped:
+        why = Counter(r.get("evol_status") for r in skipped)
+        print(f"   skipped {len(skipped)} row(s) whose evolution is not ok ({', '.join(f'{k}: {n}' for k, n in why.most_common())}); they are kept, unanswered")
+    for row in [r for r in answered.to_list() if r[status_column] in ("ok", "truncated")][:2]:
+        print(f"\n   instruction: {_short(row['instruction'], 110)}\n   response:    {_short(row[args.output_column], 110)}")
+    print(f"\n   output: {out}")
+    return 0
+
+
+def _previous_record(dataset: str) -> dict:
+    """The run record of an hfevol output folder given as ``--dataset`` (empty otherwise)."""
+    path = Path(dataset) / RUN_FILE
+    if not path.is_file():
+        return {}
+    try:
+        record = json.loads(path.read_text())
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}
