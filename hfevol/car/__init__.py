@@ -1,0 +1,14 @@
+"""Teacher selection with CAR: which response generator suits this student?
+
+- :mod:`.generators`: several generators answer the same instructions (Generator-Zoo layout);
+- :mod:`.reward`: a classifier reward model or an LLM judge scores each pair;
+- :mod:`.compatibility`: the student's loss on each generator's responses;
+- :mod:`.metrics`: CAR, the baselines, Spearman ρ and the β fit;
+- :mod:`.compare`: all of it for one dataset; :mod:`.report`: the table, CSV, Markdown, chart.
+"""
+
+from __future__ import annotations
+
+from .metrics import DEFAULT_BETA, BetaFit, CarTable, GeneratorStats, car, car_table, correlations, fit_beta, spearman
+
+__all__ = ["DEFAULT_BETA", "BetaFit", "CarTable", "GeneratorStats", "car", "car_table", "correlations", "fit_beta", "spearman"]

@@ -1,0 +1,113 @@
+"""``hfevol car``: which response generator suits this student? Ranks generators by the Compatibility-Adjusted Reward."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import time
+from pathlib import Path
+
+from ..errors import ConfigError, DataError, DatasetNotFoundError
+from ..io import BUILTIN_SAMPLE, load_rows
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("car", help="rank response generators for a student model by CAR", description=__doc__)
+    p.add_argument("--student", default="embedded", help="the model to be fine-tuned: 'embedded', 'embedded:gemma3-270m', a folder or a cached Hub id")
+    p.add_argument("--student-template", default=None, metavar="NAME", help="format pairs with a named chat template ('plain') instead of the student's own")
+    p.add_argument("--generator", action="append", required=True, metavar="[LABEL=]SPEC",
+                   help="local:MODEL, embedded, embedded:gemma3-270m, http(s)://HOST (TGI), openai+http(s)://HOST/v1, or column:NAME; repeat")
+    p.add_argument("--reward", required=True, metavar="MODEL | judge:SPEC",
+                   help="a sequence-classification reward model (folder or cached Hub id), or judge: followed by a generator spec (judge:embedded)")
+    p.add_argument("--reward-head", type=int, default=None, help="which output of a multi-output reward model is the reward (counted from 0)")
+    p.add_argument("--dataset", default=BUILTIN_SAMPLE, help=f"instructions (and existing response columns): a file, a folder, a Hub id, or {BUILTIN_SAMPLE!r}")
+    p.add_argument("--split", default="train")
+    p.add_argument("--instruction-column", default="instruction")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N rows")
+    p.add_argument("--beta", type=float, default=1.0, help="CAR's β (default: 1.0; the paper does not state its value)")
+    p.add_argument("--loss-averaging", choices=["token", "row"], default="token", help="student loss over all response tokens (token, default) or the mean of per-row means (row)")
+    p.add_argument("--negative-rewards", choices=["shift", "raise"], default="shift", help="a negative mean reward: shift all rewards so the lowest is 0 (default), or stop")
+    p.add_argument("--scores", default=None, metavar="CSV", help="measured student scores: columns 'generator' and 'score' (or --score-column)")
+    p.add_argument("--score-column", default="score")
+    p.add_argument("--no-fit", action="store_true", help="with --scores: report ρ but do not fit β")
+    p.add_argument("--allow-missing", action="store_true", help="compare only the rows every generator answered, instead of stopping")
+    p.add_argument("--max-new-tokens", type=int, default=256, help="per generated response (default: 256)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="folder for car.csv/.md, car_chart.png, car_run.json, car_rows.jsonl and the responses")
+    p.set_defaults(run=run)
+
+
+def read_scores(path: str, column: str = "score") -> dict[str, float]:
+    """``generator`` → score from a CSV file."""
+    file = Path(path)
+    if not file.is_file():
+        raise DatasetNotFoundError(f"scores file {path!r} does not exist")
+    with file.open(newline="") as f:
+        reader = csv.DictReader(f)
+        fields = reader.fieldnames or []
+        if "generator" not in fields or column not in fields:
+            raise DataError(f"scores file {path!r} has columns {fields}; it needs 'generator' and {column!r}", hint="name the score column with --score-column.")
+        scores: dict[str, float] = {}
+        for line, row in enumerate(reader, start=2):
+            try:
+                value = float(row[column])
+            except (TypeError, ValueError):
+                raise DataError(f"scores file {path!r}, line {line}: {column}={row[column]!r} is not a number") from None
+            if not math.isfinite(value):
+                raise DataError(f"scores file {path!r}, line {line}: {column}={row[column]!r} is not a finite number")
+            if row["generator"] in scores:
+                raise DataError(f"scores file {path!r}, line {line}: generator {row['generator']!r} appears twice")
+            scores[row["generator"]] = value
+    return scores
+
+
+def reward_from(args: argparse.Namespace):  # noqa: ANN201 - a Reward
+    from ..car.generators import backend_for, parse_generator
+    from ..car.reward import ClassifierReward, JudgeReward
+
+    if args.reward.startswith("judge:"):
+        spec = parse_generator(args.reward.removeprefix("judge:"))
+        if spec.kind == "column":
+            raise ConfigError(f"--reward {args.reward!r}: a judge must be a model or an endpoint, not a column")
+        return JudgeReward(backend=backend_for(spec, batch_size=args.batch_size))
+    return ClassifierReward(model=args.reward, reward_head=args.reward_head, batch_size=args.batch_size)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..backends.base import SamplingParams
+    from ..car import report
+    from ..car.compare import compare
+    from ..car.compatibility import StudentLoss
+    from ..car.generators import check_labels, generate_responses, parse_generator
+    from ..car.metrics import check_beta, check_scores
+
+    started = time.perf_counter()
+    check_beta(args.beta)
+    specs = [parse_generator(g) for g in args.generator]
+    scores = read_scores(args.scores, args.score_column) if args.scores else {}
+    if scores:
+        check_scores(scores, [s.label for s in specs])  # before any model runs
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit={args.limit} must be >= 1")
+    student = StudentLoss(student=args.student, template=args.student_template, batch_size=args.batch_size)
+    reward = reward_from(args)
+    ds = load_rows(args.dataset, split=args.split)
+    if args.limit is not None:
+        ds = ds.select(range(min(args.limit, len(ds))))
+    check_labels(specs, ds.column_names)
+    sampling = SamplingParams(temperature=0.0, top_p=1.0, max_new_tokens=args.max_new_tokens)
+    ds = generate_responses(ds, specs, sampling=sampling, seed=args.seed, batch_size=args.batch_size, instruction_column=args.instruction_column)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ds.to_json(out / "responses.jsonl")  # the Generator-Zoo table: work done is kept even if scoring fails
+    result = compare(ds, specs, reward, student, beta=args.beta, loss_averaging=args.loss_averaging, negative_rewards=args.negative_rewards,
+                     scores=scores or None, fit=not args.no_fit, allow_missing=args.allow_missing, instruction_column=args.instruction_column)
+    paths = report.write(result, out)
+    print()
+    print(report.markdown(result))
+    print(f"== car: {len(specs)} generators, {len(result.coverage.rows)} rows, {time.perf_counter() - started:.1f} s; recommended: {result.table.best}")
+    for kind, path in {"responses": out / "responses.jsonl", **paths}.items():
+        print(f"   {kind:<9} {path}")
+    return 0
