@@ -41,6 +41,7 @@ _LAZY = {
     "publish_from": "hfevol.publish",
     "list_releases": "hfevol.publish",
     "Score": "hfevol.scoring",
+    "EndpointScore": "hfevol.scoring.endpoint",
     "select": "hfevol.scoring.select",
     "install_metrics": "hfevol.metric_install",
 }
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
     from .models import EMBEDDED_MODEL, load_model
     from .publish import list_releases, publish, publish_from
     from .scoring import Score
+    from .scoring.endpoint import EndpointScore
     from .scoring.select import select
 
 

@@ -16,9 +16,10 @@ also derives from the matching builtin, so ``except ValueError`` keeps working::
     │   ├── ModelNotFoundError (FileNotFoundError)
     │   └── ModelLoadError                    the files exist but transformers cannot load them
     ├── BackendError                          a generation backend failed
-    │   └── EndpointError                     an inference server failed (cause, status, retryable)
-    │       ├── EndpointUnreachableError (ConnectionError)   no connection could be made
-    │       └── AuthenticationError (PermissionError)        the server refused the token: never retried
+    │   ├── EndpointError                     an inference server failed (cause, status, retryable)
+    │   │   ├── EndpointUnreachableError (ConnectionError)   no connection could be made
+    │   │   └── AuthenticationError (PermissionError)        the server refused the token: never retried
+    │   └── TokenMismatchError (ValueError)   a server scored other tokens than its /tokenize gave
     ├── CacheError                            the request cache file cannot be used
     ├── PublishError                          a release could not be made
     │   ├── MissingTokenError (PermissionError)   no Hub token in the environment or login
@@ -154,6 +155,10 @@ class AuthenticationError(EndpointError, PermissionError):
     """The endpoint refused the credentials (HTTP 401/403). Never retried."""
 
     __str__ = HfevolError.__str__
+
+
+class TokenMismatchError(BackendError, ValueError):
+    """A server's prefill tokens differ from its ``/tokenize`` ids of the same text, so spans cannot be placed."""
 
 
 class CacheError(HfevolError):

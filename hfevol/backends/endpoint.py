@@ -278,14 +278,23 @@ class EndpointBackend(Backend):
         """Run the requests concurrently on a private event loop (the async path does the work)."""
 
         async def run_all() -> list[GenerationResult]:
+            return list(await asyncio.gather(*(self.agenerate(r) for r in requests)))
+
+        return self.run(run_all) if requests else []
+
+    def run(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Run a coroutine of the async path from sync code on a private event loop, then close that loop's connections."""
+
+        async def wrapped() -> T:
+            self._runtime()
             try:
-                return list(await asyncio.gather(*(self.agenerate(r) for r in requests)))
+                return await make()
             finally:
                 transport = self._loops.pop(asyncio.get_running_loop(), None)
                 if transport is not None:
                     await transport.aclose()
 
-        return run_sync(run_all) if requests else []
+        return run_sync(wrapped)
 
     # -- helpers for subclasses --------------------------------------------------------
 

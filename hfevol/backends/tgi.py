@@ -114,6 +114,27 @@ class TGIBackend(EndpointBackend):
 
         return await transport.call(send)
 
+    async def atokenize(self, text: str, *, special_tokens: bool = True) -> list[int]:
+        """Token ids of ``text`` from the server's ``/tokenize`` (the served model's own tokenizer).
+
+        With ``special_tokens`` (TGI's default) the ids are those ``/generate`` reads for
+        the same text, so they line up with :meth:`aprompt_logprobs`.
+
+        Raises:
+            EndpointError: the server has no ``/tokenize`` route (cause ``not_found``), its
+                answer is not a list of tokens, or the request failed after its retries.
+        """
+        transport = await self._transport()
+        payload: dict[str, Any] = {"inputs": text} if special_tokens else {"inputs": text, "add_special_tokens": False}
+
+        async def send(channel: Channel) -> list[int]:
+            out = await channel.post_json("/tokenize", payload)
+            if not isinstance(out, list) or not all(isinstance(t, dict) and isinstance(t.get("id"), int) for t in out):
+                raise EndpointError(f"{channel.url}/tokenize did not answer with a list of tokens", cause="malformed", url=channel.url)
+            return [t["id"] for t in out]
+
+        return await transport.call(send)
+
 
 async def _check_token(channel: Channel) -> None:
     """Send the cheapest protected request; a 404 means the server has no ``/tokenize`` (fine)."""

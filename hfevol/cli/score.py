@@ -9,12 +9,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..io import BUILTIN_SAMPLE, load_rows, write_output
 from ..scoring.construction import MODES
 from ..scoring.ifd import IC_IFD_FORMS, IFD_FORMS
 from ..validation import require_columns
-from ._options import add_model_options
+from ._options import add_endpoint_options, add_model_options, backend_from
 
 HISTOGRAM_FILE = "ic_ifd_histogram.png"
 
@@ -33,33 +33,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-length", type=int, default=None, help="truncate longer sequences (default: the model's context)")
     p.add_argument("--limit", type=int, default=None, help="score only the first N rows")
     add_model_options(p)
+    add_endpoint_options(p)
     p.set_defaults(run=run, batch_size=16)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..scoring import Score
     from ..scoring.plot import histogram_png
 
-    score = Score(
-        model=args.model,
-        mode=args.mode,
-        ifd_form=args.ifd_form,
-        ic_ifd_form=args.ic_ifd_form,
-        instruction_column=args.instruction_column,
-        input_column=args.input_column,
-        output_column=args.output_column,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        dtype=args.dtype,
-        device=args.device,
-    )
+    score = _scorer(args)
     ds = load_rows(args.dataset, split=args.split)
     if args.limit is not None:
         ds = ds.select(range(min(args.limit, len(ds))))
     require_columns(ds.column_names, args.instruction_column, args.output_column)
     if len(ds) == 0:
         raise DataError(f"{args.dataset!r} has no rows to score")
-    score.loaded  # load the model (and check the chat template) before the progress bar starts
+    model_name = score.metadata()["model"]["model"]  # load the model or check the server before the progress bar starts
     started = time.perf_counter()
     # a map batch spans several model batches, so length bucketing has rows to sort
     scored = ds.map(score, batched=True, batch_size=args.batch_size * 16, with_indices=True, desc="Scoring")
@@ -73,9 +61,9 @@ def run(args: argparse.Namespace) -> int:
         [r["ic_ifd"] for r in rows],
         out / HISTOGRAM_FILE,
         label=f"IC-IFD ({args.ic_ifd_form})",
-        title=f"IC-IFD of {len(rows)} rows, scored by {score.loaded.identity['model']}",
+        title=f"IC-IFD of {len(rows)} rows, scored by {model_name}",
     )
-    _print_summary(summary, seconds, score, out, plot)
+    _print_summary(summary, seconds, score, model_name, out, plot)
     return 0
 
 
@@ -95,11 +83,37 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _print_summary(summary: dict[str, Any], seconds: float, score: Any, out: Path, plot: Path | None) -> None:
+def _scorer(args: argparse.Namespace) -> Any:
+    """A local :class:`Score`, or an :class:`EndpointScore` when ``--endpoint`` is given."""
+    from ..scoring import Score
+
+    common = dict(
+        mode=args.mode,
+        ifd_form=args.ifd_form,
+        ic_ifd_form=args.ic_ifd_form,
+        instruction_column=args.instruction_column,
+        input_column=args.input_column,
+        output_column=args.output_column,
+        max_length=args.max_length,
+    )
+    if not args.endpoint:
+        return Score(model=args.model, batch_size=args.batch_size, dtype=args.dtype, device=args.device, **common)
+    from ..scoring.endpoint import EndpointScore
+
+    if args.endpoint_api != "tgi":
+        raise ConfigError(
+            "scoring through an endpoint needs TGI's prefill log-probs; --endpoint-api openai (vLLM's prompt_logprobs) is not yet supported",
+            hint="use --endpoint-api tgi with a TGI server started with --enable-prefill-logprobs, or score with the local model.",
+        )
+    return EndpointScore(endpoint=backend_from(args), **common)
+
+
+def _print_summary(summary: dict[str, Any], seconds: float, score: Any, model_name: str, out: Path, plot: Path | None) -> None:
     rate = summary["rows"] / max(seconds, 1e-9)
     tokens = summary["scored_tokens"] / max(seconds, 1e-9)
     print(f"\n== IFD / IC-IFD scoring: {summary['rows']} rows in {seconds:.1f} s ({rate:.2f} rows/s, {tokens:.0f} scored tokens/s)")
-    print(f"   model {score.loaded.identity['model']}, mode {score.mode}, ifd {score.ifd_form}, ic_ifd {score.ic_ifd_form}")
+    where = f" through {', '.join(score.backend.urls)}" if hasattr(score, "backend") else ""
+    print(f"   model {model_name}{where}, mode {score.mode}, ifd {score.ifd_form}, ic_ifd {score.ic_ifd_form}")
     for status, n in summary["status"].items():
         print(f"   {status:<14} {n:>6}")
     for name, label in (("mean_ifd", "mean IFD"), ("mean_ic_ifd", "mean IC-IFD")):

@@ -91,9 +91,17 @@ def question_text(instruction: str, input: str | None) -> str:
     return instruction + SEPARATOR + input if input else instruction
 
 
+def conditioned_text(question: str, answer: str) -> str:
+    """The reference's conditioned text, ``Q + "\\n" + A``; its token ids are the conditioned sequence's."""
+    return question + SEPARATOR + answer
+
+
 def reference_sequences(encoder: Encoder, questions: Sequence[str], answers: Sequence[str]) -> list[tuple[TokenSequence, TokenSequence]]:
-    """For each row: the conditioned sequence (spans L(Q), L(A|Q)) and the answer alone (span L(A))."""
-    fulls = [q + SEPARATOR + a for q, a in zip(questions, answers, strict=True)]
+    """For each row: the conditioned sequence (spans L(Q), L(A|Q)) and the answer alone (span L(A)).
+
+    The ids are ``encode(conditioned_text(q, a))`` and ``encode(a)``, with special tokens.
+    """
+    fulls = [conditioned_text(q, a) for q, a in zip(questions, answers, strict=True)]
     q_ids = encoder.encode(questions, special_tokens=True)
     full_ids = encoder.encode(fulls, special_tokens=True)
     a_ids = encoder.encode(answers, special_tokens=True)

@@ -12,7 +12,7 @@ from ..models.loading import EMBEDDED_MODEL, LoadedModel, load_model
 from ..validation import require_columns
 from .construction import ANSWER, ANSWER_GIVEN_QUESTION, MODES, QUESTION, Mode, TokenizerEncoder, chat_sequences, question_text, reference_sequences
 from .ifd import IcIfdForm, IfdForm, check_forms, row_scores
-from .losses import context_length, span_losses
+from .losses import SpanLoss, context_length, span_losses
 
 Batch = dict[str, list[Any]]
 
@@ -34,7 +34,129 @@ TRUNCATION_RULE = "right: a sequence longer than max_length keeps its first max_
 
 
 @dataclass
-class Score:
+class _RowScoring:
+    """What every IFD / IC-IFD scorer shares: settings, row checks and the output columns.
+
+    Subclasses say where the span losses come from (:meth:`_score`).
+    """
+
+    mode: Mode = "reference"
+    ifd_form: IfdForm = "loss_ratio"
+    ic_ifd_form: IcIfdForm = "ratio"
+    instruction_column: str = "instruction"
+    input_column: str | None = "input"
+    output_column: str = "output"
+    max_length: int | None = None
+    on_invalid: Literal["mark", "raise"] = "mark"
+    progress: bool = False
+    """Show a progress bar over the work of each call (the CLI uses ``map``'s own bar)."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"mode={self.mode!r} is not known", hint=f"choose one of {', '.join(MODES)}.")
+        check_forms(self.ifd_form, self.ic_ifd_form)
+        if self.max_length is not None and (not isinstance(self.max_length, int) or self.max_length < 2):
+            raise ConfigError(f"max_length={self.max_length!r} must be None or an integer >= 2")
+        if self.on_invalid not in ("mark", "raise"):
+            raise ConfigError(f"on_invalid={self.on_invalid!r} must be 'mark' or 'raise'")
+
+    # Runtime state (a loaded model, a connection) lives in "_" attributes and is never
+    # pickled, so `datasets` fingerprints stay stable and num_proc workers build their own.
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def __call__(self, batch: Batch, indices: list[int] | None = None) -> Batch:
+        return self.score_texts(*self._columns(batch), indices=indices)
+
+    def score_texts(
+        self,
+        instructions: Sequence[Any],
+        outputs: Sequence[Any],
+        inputs: Sequence[Any] | None = None,
+        *,
+        indices: Sequence[int] | None = None,
+    ) -> Batch:
+        """Score parallel lists of texts; returns the output columns (see the class docstring)."""
+        out, questions, answers, rows = self._prepare(instructions, outputs, inputs, indices)
+        if rows:
+            self._score(questions, answers, rows, out, indices)
+        return out
+
+    # -- internals -------------------------------------------------------------------
+
+    def _score(self, questions: list[str], answers: list[str], rows: list[int], out: Batch, indices: Sequence[int] | None) -> None:
+        """Fill row ``rows[k]`` of ``out`` with the scores of ``(questions[k], answers[k])``."""
+        raise NotImplementedError
+
+    def _columns(self, batch: Batch) -> tuple[list[Any], list[Any], list[Any]]:
+        require_columns(batch, self.instruction_column, self.output_column)
+        instructions = batch[self.instruction_column]
+        inputs = batch[self.input_column] if self.input_column and self.input_column in batch else [None] * len(instructions)
+        return instructions, batch[self.output_column], inputs
+
+    def _prepare(
+        self, instructions: Sequence[Any], outputs: Sequence[Any], inputs: Sequence[Any] | None, indices: Sequence[int] | None
+    ) -> tuple[Batch, list[str], list[str], list[int]]:
+        """The output columns with the rows that cannot be scored filled in, and the questions and answers of the others."""
+        n = len(instructions)
+        if len(outputs) != n or (inputs is not None and len(inputs) != n):
+            raise ConfigError("instructions, outputs and inputs must have the same length")
+        inputs = inputs if inputs is not None else [None] * n
+        out: Batch = {c: [None] * n for c in OUTPUT_COLUMNS}
+        questions: list[str] = []
+        answers: list[str] = []
+        rows: list[int] = []
+        for j in range(n):
+            problem = self._row_problem(instructions[j], inputs[j], outputs[j])
+            if problem is not None:
+                status, column, what = problem
+                if status == "invalid_input" and self.on_invalid == "raise":
+                    row = indices[j] if indices is not None else f"#{j} of this batch"
+                    raise InvalidRowError(row, column, what, hint="fix or filter the row, or use on_invalid='mark'.")
+                _fill(out, j, status=status, reason=f"column {column!r}: {what}" if column else what)
+                continue
+            questions.append(question_text(instructions[j], inputs[j]))
+            answers.append(outputs[j])
+            rows.append(j)
+        return out, questions, answers, rows
+
+    def _row_problem(self, instruction: Any, input: Any, output: Any) -> tuple[str, str | None, str] | None:
+        """``(status, column, problem)`` for a row that cannot be scored, else None."""
+        for column, value in ((self.instruction_column, instruction), (self.input_column, input), (self.output_column, output)):
+            if value is None and column == self.input_column:
+                continue
+            if value is None:
+                return "invalid_input", column, "the value is None"
+            if not isinstance(value, str):
+                return "invalid_input", column, f"the value is a {type(value).__name__}, not a string"
+        if not question_text(instruction, input).strip():
+            return "undefined", None, "empty instruction"
+        if not output.strip():
+            return "undefined", None, "empty answer"
+        return None
+
+    def _record(self, out: Batch, j: int, conditioned: dict[str, SpanLoss], alone: dict[str, SpanLoss], *, truncated: bool, limit: int | None) -> None:
+        """Row ``j``'s scores from its span losses."""
+        q, aq, a = conditioned[QUESTION], conditioned[ANSWER_GIVEN_QUESTION], alone[ANSWER]
+        scores = row_scores(q, aq, a, ifd_form=self.ifd_form, ic_ifd_form=self.ic_ifd_form)
+        ok = math.isfinite(scores.ifd) and math.isfinite(scores.ic_ifd)
+        reasons = list(scores.reasons) + ([f"truncated to {limit} tokens"] if truncated else [])
+        _fill(
+            out,
+            j,
+            status="ok" if ok else "undefined",
+            reason="" if ok else "; ".join(reasons),
+            scores=(scores.loss_q, scores.loss_a_given_q, scores.loss_a, scores.ifd, scores.ic_ifd),
+            counts=(q.count, aq.count, a.count),
+            truncated=truncated,
+        )
+
+
+@dataclass
+class Score(_RowScoring):
     """Score each row's instruction data with IFD and IC-IFD: ``ds.map(score, batched=True)``.
 
     The model loads once, on first use (``"embedded"``, a Hub id or a local folder; on
@@ -72,38 +194,14 @@ class Score:
     """
 
     model: str = EMBEDDED_MODEL
-    mode: Mode = "reference"
-    ifd_form: IfdForm = "loss_ratio"
-    ic_ifd_form: IcIfdForm = "ratio"
-    instruction_column: str = "instruction"
-    input_column: str | None = "input"
-    output_column: str = "output"
     batch_size: int = 16
-    max_length: int | None = None
     dtype: str = "auto"
     device: str = "auto"
-    on_invalid: Literal["mark", "raise"] = "mark"
-    progress: bool = False
-    """Show a progress bar over the forward passes of each call (the CLI uses ``map``'s own bar)."""
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ConfigError(f"mode={self.mode!r} is not known", hint=f"choose one of {', '.join(MODES)}.")
-        check_forms(self.ifd_form, self.ic_ifd_form)
+        super().__post_init__()
         if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool) or self.batch_size < 1:
             raise ConfigError(f"batch_size={self.batch_size!r} must be an integer >= 1")
-        if self.max_length is not None and (not isinstance(self.max_length, int) or self.max_length < 2):
-            raise ConfigError(f"max_length={self.max_length!r} must be None or an integer >= 2")
-        if self.on_invalid not in ("mark", "raise"):
-            raise ConfigError(f"on_invalid={self.on_invalid!r} must be 'mark' or 'raise'")
-
-    # Runtime state (the loaded model) lives in "_" attributes and is never pickled, so
-    # `datasets` fingerprints stay stable and num_proc workers load their own copy.
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
 
     @property
     def loaded(self) -> LoadedModel:
@@ -135,64 +233,7 @@ class Score:
             "columns": {"instruction": self.instruction_column, "input": self.input_column, "output": self.output_column},
         }
 
-    def __call__(self, batch: Batch, indices: list[int] | None = None) -> Batch:
-        require_columns(batch, self.instruction_column, self.output_column)
-        instructions = batch[self.instruction_column]
-        outputs = batch[self.output_column]
-        inputs = batch[self.input_column] if self.input_column and self.input_column in batch else [None] * len(instructions)
-        return self.score_texts(instructions, outputs, inputs, indices=indices)
-
-    def score_texts(
-        self,
-        instructions: Sequence[Any],
-        outputs: Sequence[Any],
-        inputs: Sequence[Any] | None = None,
-        *,
-        indices: Sequence[int] | None = None,
-    ) -> Batch:
-        """Score parallel lists of texts; returns the output columns (see the class docstring)."""
-        n = len(instructions)
-        if len(outputs) != n or (inputs is not None and len(inputs) != n):
-            raise ConfigError("instructions, outputs and inputs must have the same length")
-        inputs = inputs if inputs is not None else [None] * n
-        out: Batch = {c: [None] * n for c in OUTPUT_COLUMNS}
-        questions: list[str] = []
-        answers: list[str] = []
-        rows: list[int] = []
-        for j in range(n):
-            problem = self._row_problem(instructions[j], inputs[j], outputs[j])
-            if problem is not None:
-                status, column, what = problem
-                if status == "invalid_input" and self.on_invalid == "raise":
-                    row = indices[j] if indices is not None else f"#{j} of this batch"
-                    raise InvalidRowError(row, column, what, hint="fix or filter the row, or use on_invalid='mark'.")
-                _fill(out, j, status=status, reason=f"column {column!r}: {what}" if column else what)
-                continue
-            questions.append(question_text(instructions[j], inputs[j]))
-            answers.append(outputs[j])
-            rows.append(j)
-        if rows:
-            self._score(questions, answers, rows, out)
-        return out
-
-    # -- internals -------------------------------------------------------------------
-
-    def _row_problem(self, instruction: Any, input: Any, output: Any) -> tuple[str, str | None, str] | None:
-        """``(status, column, problem)`` for a row that cannot be scored, else None."""
-        for column, value in ((self.instruction_column, instruction), (self.input_column, input), (self.output_column, output)):
-            if value is None and column == self.input_column:
-                continue
-            if value is None:
-                return "invalid_input", column, "the value is None"
-            if not isinstance(value, str):
-                return "invalid_input", column, f"the value is a {type(value).__name__}, not a string"
-        if not question_text(instruction, input).strip():
-            return "undefined", None, "empty instruction"
-        if not output.strip():
-            return "undefined", None, "empty answer"
-        return None
-
-    def _score(self, questions: list[str], answers: list[str], rows: list[int], out: Batch) -> None:
+    def _score(self, questions: list[str], answers: list[str], rows: list[int], out: Batch, indices: Sequence[int] | None) -> None:
         loaded = self.loaded
         build = chat_sequences if self.mode == "chat" else reference_sequences
         pairs = build(self._encoder, questions, answers)
@@ -201,22 +242,8 @@ class Score:
         pad = loaded.tokenizer.pad_token_id
         losses = span_losses(loaded.model, sequences, batch_size=self.batch_size, pad_token_id=pad if pad is not None else 0, progress=self.progress and "Scoring")
         for k, j in enumerate(rows):
-            conditioned, alone = losses[2 * k], losses[2 * k + 1]
-            q, aq, a = conditioned[QUESTION], conditioned[ANSWER_GIVEN_QUESTION], alone[ANSWER]
-            scores = row_scores(q, aq, a, ifd_form=self.ifd_form, ic_ifd_form=self.ic_ifd_form)
-            ok = math.isfinite(scores.ifd) and math.isfinite(scores.ic_ifd)
             truncated = sequences[2 * k].truncated or sequences[2 * k + 1].truncated
-            reasons = list(scores.reasons) + ([f"truncated to {limit} tokens"] if truncated else [])
-            _fill(
-                out,
-                j,
-                status="ok" if ok else "undefined",
-                reason="" if ok else "; ".join(reasons),
-                scores=(scores.loss_q, scores.loss_a_given_q, scores.loss_a, scores.ifd, scores.ic_ifd),
-                counts=(q.count, aq.count, a.count),
-                truncated=truncated,
-            )
-
+            self._record(out, j, losses[2 * k], losses[2 * k + 1], truncated=truncated, limit=limit)
 
 def _fill(
     out: Batch,
