@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from hfevol.backends._sampling import RowSampler  # noqa: E402
+from hfevol.backends._sampling import RowSampler
 
 
 def _draws(sampler_factory, logits, n=400):
