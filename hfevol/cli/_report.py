@@ -15,34 +15,6 @@ def _short(text: Any, width: int) -> str:
     return textwrap.shorten(" ".join(str(text).split()), width=width, placeholder=" …")
 
 
-def print_summary(
-    title: str,
-    rows: Sequence[dict[str, Any]],
-    *,
-    status_column: str,
-    reason_column: str,
-    before: str,
-    after: str,
-    out: Path,
-    seconds: float,
-    examples: int = 3,
-) -> None:
-    """Counts by status, the failure reasons, a few before/after pairs and where the output is."""
-    counts = Counter(r[status_column] for r in rows)
-    print(f"\n== {title}: {len(rows)} rows in {seconds:.1f} s ({len(rows) / max(seconds, 1e-9):.2f} rows/s)")
-    for status, n in counts.most_common():
-        print(f"   {status:<14} {n:>6}")
-    reasons = Counter(r[reason_column] for r in rows if r[status_column] != "ok" and r[reason_column])
-    if reasons:
-        print("   reasons:")
-        for reason, n in reasons.most_common(5):
-            print(f"     {n:>5} × {_short(reason, 90)}")
-    shown = [r for r in rows if r[after]][:examples]
-    for r in shown:
-        print(f"\n   before: {_short(r[before], 110)}\n   after:  {_short(r[after], 110)}")
-    print(f"\n   output: {out}")
-
-
 def print_endpoint_summary(stats: dict[str, Any], *, cache_hits: int | None) -> None:
     """Requests sent, answered from the cache, retried and failed, by cause."""
     retries, failures = stats["retries"], stats["failures"]
