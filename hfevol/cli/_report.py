@@ -28,6 +28,8 @@ def print_endpoint_summary(stats: dict[str, Any], *, cache_hits: int | None) -> 
 
 def _by_cause(counts: dict[str, int]) -> str:
     return ", ".join(f"{cause} {n}" for cause, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
 def print_rounds_summary(title: str, report: dict[str, Any], rows: Sequence[dict[str, Any]], *, out: Path, seconds: float, examples: int = 3) -> None:
     """Per round: rows and statuses; the elimination counts per rule; a few evolved rows."""
     rounds = report["rounds"]
