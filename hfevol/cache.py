@@ -152,6 +152,7 @@ class CachedBackend(Backend):
         if not isinstance(self.backend, Backend):
             raise CacheError(f"CachedBackend wraps a hfevol Backend, got {type(self.backend).__name__}")
         self.path = str(self.path)
+        _fingerprint_without_location()
 
     @property
     def cache(self) -> RequestCache:
@@ -199,3 +200,27 @@ class CachedBackend(Backend):
         if cacheable(result):
             self.cache.put(key, request, result)
         return result
+
+
+def _fingerprint_without_location() -> None:
+    """Leave the cache file's location out of ``datasets`` fingerprints.
+
+    Where answers are stored does not change what a transform computes: the same command
+    with another ``--out`` (and so another request cache) must still hit the ``datasets``
+    cache. Only the fingerprint hasher (``datasets``' own pickler) is told; the copies that
+    ``num_proc`` workers receive keep the path.
+    """
+    try:
+        from datasets.utils._dill import Pickler, pklregister
+    except ImportError:  # a datasets without this hook: the path stays in the fingerprint
+        return
+    if CachedBackend in Pickler.dispatch:
+        return
+
+    @pklregister(CachedBackend)
+    def _save(pickler: Any, obj: CachedBackend) -> None:
+        pickler.save_reduce(_fingerprint_view, (obj.backend,), obj=obj)
+
+
+def _fingerprint_view(backend: Backend) -> tuple[str, Backend]:
+    return ("CachedBackend", backend)

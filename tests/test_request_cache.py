@@ -107,6 +107,21 @@ def test_pickles_as_configuration(tmp_path):
     assert copy.generate([_req()])[0].text.startswith("Evolved")
 
 
+def test_the_cache_location_is_not_in_the_fingerprint_but_the_backend_is(tmp_path):
+    import pickle
+
+    from datasets.fingerprint import Hasher
+
+    here = CachedBackend(ScriptedBackend(), str(tmp_path / "a.sqlite"))
+    there = CachedBackend(ScriptedBackend(), str(tmp_path / "b.sqlite"))
+    other_model = CachedBackend(ScriptedBackend(reply="Other: {last_line}"), str(tmp_path / "a.sqlite"))
+    assert Hasher.hash(here) == Hasher.hash(there)
+    assert Hasher.hash(here) != Hasher.hash(other_model)
+    assert Hasher.hash(here) != Hasher.hash(here.backend)
+    # a plain pickle (what num_proc workers get) still carries the path
+    assert pickle.loads(pickle.dumps(there)).path == there.path
+
+
 def _writer(path: str, worker: int, n: int) -> None:
     cache = RequestCache(path)
     for i in range(n):
