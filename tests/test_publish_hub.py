@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -41,7 +42,8 @@ def test_two_versions_load_back_by_tag_with_card_and_config(hub, tmp_path):
         assert _load(result.version).to_list() == _rows(folder)
         card = DatasetCard(Path(hf_hub_download(REPO, "README.md", repo_type="dataset", revision=result.version)).read_text())
         assert card.data.size_categories == ["n<1K"]
-        assert card.data.configs == [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train.parquet"}]}]
+        digest = hashlib.sha256((folder / "data/train.parquet").read_bytes()).hexdigest()[:12]
+        assert card.data.configs == [{"config_name": "default", "data_files": [{"split": "train", "path": f"data/train-{digest}.parquet"}]}]
         assert f"release **{result.version}**" in card.text
         assert f'load_dataset("{REPO}", revision="{result.version}")' in card.text
         config = Path(hf_hub_download(REPO, "hfevol_run.json", repo_type="dataset", revision=result.version))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from pathlib import Path
 
@@ -38,6 +39,23 @@ def test_local_release_is_a_git_folder_with_a_tag_per_version(tmp_path):
     assert not (release / "plots").exists()
     assert [r.version for r in list_releases(release)] == ["v1", "v1.1"]
     assert _git(release, "show", "v1:hfevol_run.json") == (a / "hfevol_run.json").read_text()
+
+
+def test_load_dataset_after_a_re_publish_reads_the_new_release(tmp_path):
+    # datasets caches a local folder that lists configs by the listed paths, not by content:
+    # release file names carry a content digest so that a second release is not served stale
+    import datasets
+
+    a, b = make_output(tmp_path / "a", 6, tag="a"), make_output(tmp_path / "b", 6, tag="b")  # same shape, other text
+    release = tmp_path / "release"
+    publish(a, version="v1", local_dir=release)
+    assert datasets.load_dataset(str(release), split="train").to_list() == pq.read_table(a / "data/train.parquet").to_pylist()
+    publish(b, version="v2", local_dir=release)
+    assert datasets.load_dataset(str(release), split="train").to_list() == pq.read_table(b / "data/train.parquet").to_pylist()
+    # another release folder of the same name elsewhere does not get these rows either
+    other = tmp_path / "elsewhere" / "release"
+    publish(a, version="v1", local_dir=other)
+    assert datasets.load_dataset(str(other), split="train").to_list() == pq.read_table(a / "data/train.parquet").to_pylist()
 
 
 def test_default_local_folder_sits_beside_the_output(tmp_path):
@@ -89,7 +107,9 @@ def test_layouts_one_config_per_round(tmp_path):
     (out / "data" / "round_1" / "test-00000-of-00002.parquet").write_bytes((out / "data/round_1/train.parquet").read_bytes())
     (out / "data" / "round_1" / "test-00001-of-00002.parquet").write_bytes((out / "data/round_1/train.parquet").read_bytes())
     source = read_source(out)
-    assert [f.path_in_repo for f in source.configs["round_1"]["test"]] == ["data/round_1/test-00000-of-00002.parquet", "data/round_1/test-00001-of-00002.parquet"]
+    digest = hashlib.sha256((out / "data/round_1/train.parquet").read_bytes()).hexdigest()[:12]
+    # named by content: the same bytes get the same digest, the shard numbers keep them apart
+    assert [f.path_in_repo for f in source.configs["round_1"]["test"]] == [f"data/round_1/test-00000-of-00002-{digest}.parquet", f"data/round_1/test-00001-of-00002-{digest}.parquet"]
     assert source.config_rows("round_1") == 12
 
 

@@ -17,7 +17,8 @@ configuration file and the score plots, then a tag named ``version`` at that exa
   ``default`` config; ``data/<config>/<split>.parquet`` is config ``<config>`` (one per round:
   ``round_1``, ``round_2`` ...). Sharded files ``<split>-00000-of-00002.parquet`` join their
   split. With several configs the last one in natural order (``round_10`` after ``round_2``)
-  is the default unless the run record names ``default_config``.
+  is the default unless the run record names ``default_config``. In the release each file is
+  named by its content, ``<split>-<sha256[:12]>.parquet`` (see :func:`source.content_name`).
 - Columns, read generically and shown only when present:
 
   - ``<name>_status`` with ``<name>_reason`` (``evol_status``/``evol_reason``): counts by

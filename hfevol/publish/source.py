@@ -81,6 +81,24 @@ class ReleaseSource:
         return out
 
 
+def content_name(rel: Path, path: Path) -> str:
+    """``<config>/<split>.parquet`` as it is named in a release: ``<config>/<split>-<digest>.parquet``.
+
+    The digest (12 hex digits of the file's SHA-256) makes the name follow the content. This
+    matters for local release folders: ``datasets`` keys its cache for a local folder whose
+    card lists ``configs`` on the listed paths, not on the files' content, so with fixed
+    names ``load_dataset(<folder>)`` would serve the previous release's rows after a
+    re-publish. Identical content keeps its name, so an unchanged re-publish stays unchanged.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return rel.with_name(f"{rel.stem}-{digest.hexdigest()[:12]}{rel.suffix}").as_posix()
+
+
 def natural_key(text: str) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in _NATURAL.split(text)]
 
@@ -124,7 +142,7 @@ def read_source(folder: str | Path) -> ReleaseSource:
             rows = pq.read_metadata(path).num_rows
         except Exception as exc:
             raise NotHfevolOutputError(f"data file {path} is not a readable parquet file: {exc}") from exc
-        files.append(DataFile(f"data/{rel.as_posix()}", path, config, split, rows))
+        files.append(DataFile(f"data/{content_name(rel, path)}", path, config, split, rows))
     if not files:
         raise NotHfevolOutputError(f"{str(folder)!r} has no data: no parquet file under data/", hint=hint)
     source = ReleaseSource(folder=root, run=run, files=files, tables={n: root / n for n in CAR_TABLES if (root / n).is_file()})
