@@ -28,11 +28,9 @@ def _jsonl(path: Path, rows: list[dict]) -> str:
 @pytest.fixture
 def keyword_model(monkeypatch: pytest.MonkeyPatch):
     """The CLI's local model replaced by KeywordBackend (a stand-in for the model, not for a protocol)."""
-    import hfevol.cli.evolve
-    import hfevol.cli.respond
+    import hfevol.cli._options
 
-    monkeypatch.setattr(hfevol.cli.evolve, "backend_from", lambda args: KeywordBackend())
-    monkeypatch.setattr(hfevol.cli.respond, "backend_from", lambda args: KeywordBackend())
+    monkeypatch.setattr(hfevol.cli._options, "backend_from", lambda args: KeywordBackend())
 
 
 # -- bad input: one clear line, nothing written ---------------------------------------------

@@ -119,3 +119,34 @@ def test_bad_token_is_one_clear_line_and_never_printed(tmp_path):
         assert srv.generations(status=None) == []
     assert result.returncode == 2 and "HTTP 401" in result.stderr
     assert "leaky" not in result.stderr + result.stdout
+
+
+def test_respond_through_an_endpoint_resumes_and_retries_only_failed_rows(tmp_path):
+    seeds, out = tmp_path / "seeds.jsonl", tmp_path / "answered"
+    data = rows(12)
+    data[5]["instruction"] = "word " * 200  # rejected (422) by the small server below
+    seeds.write_text("".join(json.dumps(r) + "\n" for r in data))
+    respond = _cli("respond", "--dataset", str(seeds), "--out", str(out), "--endpoint", "URL", "--max-new-tokens", "32", "--retry-budget", "20")
+    with TGITestServer(max_input_tokens=200, max_total_tokens=2000) as srv:
+        first = _run([srv.url if a == "URL" else a for a in respond])
+        assert first.returncode == 0, first.stderr
+        assert "endpoint: tgi serving" in first.stdout and "rejected 1" in first.stdout
+        assert len(srv.generations(status=None)) == 12
+        table = __import__("datasets").Dataset.from_parquet(str(out / "data" / "train.parquet"))
+        assert [i for i, s in enumerate(table["output_status"]) if s != "ok"] == [5]
+        assert table["output_status"][5] == "failed" and table["output"][0]  # the failure is kept with its status
+        # retry-failed against the same server: the failed row is sent again (and fails again), the others come from the cache
+        same = _run(_cli("retry-failed", str(out)))
+        assert same.returncode == 0, same.stderr
+        assert len(srv.generations(status=None)) == 13
+        assert f"from cache     {11:>6}  (not sent)" in same.stdout
+
+    with TGITestServer(max_input_tokens=4000, max_total_tokens=8000) as bigger:
+        retried = _run(_cli("retry-failed", str(out), "--endpoint", bigger.url))
+        assert retried.returncode == 0, retried.stderr
+        assert len(bigger.generations(status=None)) == 1
+    table = __import__("datasets").Dataset.from_parquet(str(out / "data" / "train.parquet"))
+    assert set(table["output_status"]) <= {"ok", "truncated"} and table["output_status"][5] == "truncated"
+    record = json.loads((out / "hfevol_run.json").read_text())
+    assert [c["command"] for c in record["commands"]] == ["respond"]
+    assert [(r["failed_before"], r["failed_after"]) for r in record["retries"]] == [(1, 1), (1, 0)]

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..backends import Backend, SamplingParams, TransformersBackend
 from ..errors import ConfigError
 from ..models import EMBEDDED_MODEL
+
+if TYPE_CHECKING:
+    from ..backends.endpoint import EndpointBackend
 
 CACHE_FILE = Path(".hfevol-cache") / "requests.sqlite"
 """Default request cache, inside the output folder (hidden, so that ``load_dataset(out)`` ignores it)."""
@@ -76,6 +80,42 @@ def backend_from(args: argparse.Namespace) -> Backend:
         model=args.endpoint_model,
         tokenizer=args.tokenizer,
     )
+
+
+def request_backend_from(args: argparse.Namespace) -> Backend:
+    """:func:`backend_from`, checked and wrapped in the request cache.
+
+    An endpoint is checked here, before any work (a clear error if it is unreachable, and a
+    line naming the served model), and the backend is wrapped in the request cache
+    (:class:`~hfevol.cache.CachedBackend`) unless ``--no-cache``.
+    """
+    from ..backends.endpoint import EndpointBackend
+    from ..cache import CachedBackend
+
+    backend = backend_from(args)
+    if isinstance(backend, EndpointBackend):
+        served = backend.check()
+        print(f"endpoint: {backend.kind} serving {served['model']} (revision {served['revision'] or 'unknown'}) at {len(backend.urls)} URL(s)")
+    cache = cache_path_from(args)
+    return CachedBackend(backend, str(cache)) if cache is not None else backend
+
+
+def endpoint_of(backend: Backend) -> "EndpointBackend | None":
+    """The endpoint behind ``backend`` (through the request cache), or None for a local model."""
+    from ..backends.endpoint import EndpointBackend
+
+    inner = getattr(backend, "backend", backend)
+    return inner if isinstance(inner, EndpointBackend) else None
+
+
+ENDPOINT_MAP_BATCH = 64
+"""Rows per ``map`` batch against an endpoint: small enough for a lively progress bar; the concurrency comes from
+the up to 1000 batches ``datasets`` runs at once, capped by the in-flight limit."""
+
+
+def map_batch_size(args: argparse.Namespace, endpoint: "EndpointBackend | None") -> int:
+    """Rows per ``map`` batch: :data:`ENDPOINT_MAP_BATCH` for an endpoint, two model batches for a local model."""
+    return ENDPOINT_MAP_BATCH if endpoint is not None else max(args.batch_size, 1) * 2
 
 
 def cache_path_from(args: argparse.Namespace) -> Path | None:

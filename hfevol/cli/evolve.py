@@ -9,7 +9,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..backends.endpoint import EndpointBackend
 from ..errors import ConfigError, EmptyDatasetError
 from ..evolution import ALL_OPERATIONS, BREADTH_OPERATION, AutoEvolInstruct, Elimination, EvolInstruct, Evolver
 from ..io import BUILTIN_SAMPLE, load_rows, write_output
@@ -18,9 +17,10 @@ from ._options import (
     add_format_options,
     add_model_options,
     add_sampling_options,
-    backend_from,
-    cache_path_from,
+    endpoint_of,
+    map_batch_size,
     mapping_from,
+    request_backend_from,
     run_options,
     sampling_from,
 )
@@ -30,11 +30,6 @@ if TYPE_CHECKING:
     from datasets import Dataset
 
 METHODS = ("evol-instruct", "auto-evol")
-
-ENDPOINT_MAP_BATCH = 64
-"""Rows per ``map`` batch against an endpoint: small enough for a lively progress bar; the concurrency comes from
-the up to 1000 batches ``datasets`` runs at once, capped by the in-flight limit."""
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evolve", help="evolve instructions over several rounds", description=__doc__)
@@ -56,30 +51,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def build_evolver(args: argparse.Namespace) -> Evolver:
-    """The evolution transform the options describe (round 1; ``evolve_rounds`` sets the others).
-
-    An endpoint is checked here, before any work (a clear error if it is unreachable), and the
-    backend is wrapped in the request cache unless ``--no-cache``.
-    """
-    from ..cache import CachedBackend
-
-    backend = backend_from(args)
-    if isinstance(backend, EndpointBackend):
-        served = backend.check()
-        print(f"endpoint: {backend.kind} serving {served['model']} (revision {served['revision'] or 'unknown'}) at {len(backend.urls)} URL(s)")
-    cache = cache_path_from(args)
-    if cache is not None:
-        backend = CachedBackend(backend, str(cache))
-    common: dict[str, Any] = {"backend": backend, "sampling": sampling_from(args), "seed": args.seed}
+    """The evolution transform the options describe (round 1; ``evolve_rounds`` sets the others),
+    on the backend of :func:`request_backend_from` (endpoint checked, request cache)."""
+    common: dict[str, Any] = {"backend": request_backend_from(args), "sampling": sampling_from(args), "seed": args.seed}
     if args.method == "auto-evol":
         return AutoEvolInstruct(**common)
     operations = [op for op in args.operations if not (args.no_breadth and op == BREADTH_OPERATION)]
     return EvolInstruct(operations=tuple(operations), **common)
-
-
-def endpoint_of(evolver: Evolver) -> EndpointBackend | None:
-    backend = getattr(evolver.backend, "backend", evolver.backend)  # through CachedBackend
-    return backend if isinstance(backend, EndpointBackend) else None
 
 
 def load_seeds(args: argparse.Namespace) -> "Dataset":
@@ -107,14 +85,14 @@ def run(args: argparse.Namespace) -> int:
     evolver = build_evolver(args)
     elimination = None if args.no_elimination else Elimination()
     evolver.backend.describe()  # loads the model now: a bad --model fails before any row is processed
-    endpoint = endpoint_of(evolver)
+    endpoint = endpoint_of(evolver.backend)
     started = time.perf_counter()
     evolved = evolve_rounds(
         seeds,
         evolver,
         args.rounds,
         elimination=elimination,
-        batch_size=ENDPOINT_MAP_BATCH if endpoint else max(args.batch_size, 1) * 2,
+        batch_size=map_batch_size(args, endpoint),
         use_async=endpoint is not None,
     )
     evolved = add_messages(evolved)

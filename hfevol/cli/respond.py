@@ -1,4 +1,5 @@
-"""``hfevol respond``: answer the instructions of a dataset (an ``hfevol evolve`` output, or any seed data) with a responder model."""
+"""``hfevol respond``: answer the instructions of a dataset (an ``hfevol evolve`` output, or any seed data)
+with a responder model, local or behind an inference endpoint."""
 
 from __future__ import annotations
 
@@ -9,8 +10,18 @@ from collections import Counter
 from pathlib import Path
 
 from ..io import RUN_FILE, write_output
-from ._options import add_format_options, add_model_options, add_sampling_options, backend_from, run_options, sampling_from
-from ._report import _short
+from ._options import (
+    add_endpoint_options,
+    add_format_options,
+    add_model_options,
+    add_sampling_options,
+    endpoint_of,
+    map_batch_size,
+    request_backend_from,
+    run_options,
+    sampling_from,
+)
+from ._report import _short, print_endpoint_summary
 from .evolve import load_seeds
 
 
@@ -25,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_format_options(p)
     add_model_options(p)
     add_sampling_options(p, temperature=0.0, max_new_tokens=2048)
+    add_endpoint_options(p)
     p.set_defaults(run=run)
 
 
@@ -34,11 +46,13 @@ def run(args: argparse.Namespace) -> int:
     from ..respond import Respond
     from ..transform import map_rows
 
-    respond = Respond(backend=backend_from(args), sampling=sampling_from(args), seed=args.seed, output_column=args.output_column)
     ds = load_seeds(args)
+    respond = Respond(backend=request_backend_from(args), sampling=sampling_from(args), seed=args.seed, output_column=args.output_column)
     respond.backend.describe()  # loads the model before any row is processed
+    endpoint = endpoint_of(respond.backend)
     started = time.perf_counter()
-    answered = map_rows(ds, respond, respond.output_features(), with_indices=True, batch_size=max(args.batch_size, 1) * 2, desc="Responding")
+    fn = respond.acall if endpoint is not None else respond
+    answered = map_rows(ds, fn, respond.output_features(), with_indices=True, batch_size=map_batch_size(args, endpoint), desc="Responding")
     answered = add_messages(answered, output_column=args.output_column)
     seconds = time.perf_counter() - started
     status_column = respond.columns["status"]
@@ -64,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     for row in [r for r in answered.to_list() if r[status_column] in ("ok", "truncated")][:2]:
         print(f"\n   instruction: {_short(row['instruction'], 110)}\n   response:    {_short(row[args.output_column], 110)}")
     print(f"\n   output: {out}")
+    if endpoint is not None:
+        print_endpoint_summary(endpoint.stats.snapshot(), cache_hits=getattr(respond.backend, "hits", None))
     return 0
 
 
