@@ -153,6 +153,23 @@ def test_failed_tag_call_leaves_no_tag_and_retry_tags(hub, tmp_path):
     assert publish(out, REPO, version="v1").tag == "v1"
 
 
+def test_force_whose_tag_creation_fails_is_finished_by_the_same_command(hub, tmp_path):
+    # the Hub cannot move a tag: --force deletes it, then creates it; a failure in between
+    # leaves the version missing, never pointing at the wrong data
+    publish(make_output(tmp_path / "a", tag="a"), REPO, version="v1")
+    out = make_output(tmp_path / "b", tag="b")
+    hub.fail_next("tag")
+    with pytest.raises(UploadError, match="the old v1 tag was already removed"):
+        publish(out, REPO, version="v1", force=True)
+    repo = hub.repo(REPO)
+    assert "v1" not in repo.tags
+    commits = len(repo.commits)
+    again = publish(out, REPO, version="v1", force=True)
+    assert again.status == "published" and len(hub.repo(REPO).commits) == commits  # no second commit
+    assert hub.repo(REPO).tags["v1"] == again.commit == hub.repo(REPO).branches["main"]
+    assert _load("v1").to_list() == _rows(out)
+
+
 def test_missing_token_fails_before_any_request(hub, tmp_path, monkeypatch):
     monkeypatch.delenv("HF_TOKEN")
     with pytest.raises(MissingTokenError, match="needs a token"):

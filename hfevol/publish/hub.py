@@ -134,9 +134,12 @@ class HubTarget(Target):
         return info.oid, info.pr_url
 
     def tag(self, version: str, commit: str, message: str, *, replace: bool) -> None:
+        # The Hub cannot move a tag: it is deleted, then created. Should the creation fail, the
+        # version is missing (never wrong), and the same command with --force tags the commit.
         if replace:
             self._call("removing the old tag", self.api.delete_tag, self.repo_id, tag=version)
-        self._call("tagging the release", self.api.create_tag, self.repo_id, tag=version, revision=commit, tag_message=message)
+        action = f"tagging the release (the old {version} tag was already removed)" if replace else "tagging the release"
+        self._call(action, self.api.create_tag, self.repo_id, tag=version, revision=commit, tag_message=message)
 
     def load_hint(self, version: str) -> str:
         return f'load_dataset("{self.repo_id}", revision="{version}")'

@@ -82,7 +82,9 @@ def publish(
     - **No empty release.** When the branch already holds the same data and configuration
       and that commit already carries a release, nothing is written (``status="unchanged"``).
     - **Existing versions are kept.** A version that exists is refused unless ``force``
-      (which moves the tag; the old commit stays in the history).
+      (which moves the tag; the old commit stays in the history). On the Hub a move is a
+      delete then a create: if the create fails the version is missing, and the same call
+      tags the commit already made.
     - **Private stays private.** ``private=True`` creates a private repo or turns a public
       one private; nothing ever makes a repo public.
     - **Tokens.** The Hub token comes only from ``HF_TOKEN`` or ``hf auth login``; it is never
@@ -212,12 +214,15 @@ def _release(dest: Target, files: dict[str, Path], version: str, message: str, *
         )  # fmt: skip
 
     head = dest.head()
-    if head is not None and head.same_payload(files) and not force:
-        tagged = [r.version for r in releases if r.commit == head.commit]
-        if tagged or create_pr:
-            same = f"release {tagged[-1]}" if tagged else "the branch"
-            return result("unchanged", head.commit, note=f"the data and configuration equal {same}; no commit and no tag were made (--force tags them anyway).")
-        commit = head.commit  # the same content, committed but never tagged (a merged PR, or a lost answer)
+    same = head is not None and head.same_payload(files)
+    tagged = [r.version for r in releases if same and r.commit == head.commit]  # type: ignore[union-attr]
+    if same and not force and (tagged or create_pr):
+        where = f"release {tagged[-1]}" if tagged else "the branch"
+        return result("unchanged", head.commit, note=f"the data and configuration equal {where}; no commit and no tag were made (--force tags them anyway).")  # type: ignore[union-attr]
+    if same and not create_pr:
+        # the same content, committed but never tagged (a merged PR, a lost answer, a --force
+        # whose tag creation failed), or --force for the content already there: no second commit
+        commit = head.commit  # type: ignore[union-attr]
         logger.info("the branch already holds this content at %s; tagging it", commit)
     else:
         commit, pr_url = dest.commit(files, head.stale(files) if head else [], message, create_pr=create_pr)

@@ -115,7 +115,8 @@ class HubServer:
     def fail_next(self, route: str, *, after_apply: bool = False) -> None:
         """Drop the connection, without an answer, on the next request to ``route``.
 
-        ``route`` is a route name such as ``commit``, ``tag``, ``lfs-upload`` or ``preupload``.
+        ``route`` is a route name such as ``commit``, ``tag`` (creating one), ``delete-tag``,
+        ``lfs-upload`` or ``preupload``.
         With ``after_apply`` the request takes effect first, as when a response is lost.
         """
         with self._lock:
@@ -326,7 +327,7 @@ class _Handler(BaseHTTPRequestHandler):
         if route == "commits" and method == "GET":
             self.commits(repo_type, repo_id, arg)
         if route == "tag" and method in ("POST", "DELETE"):
-            self.maybe_fail("tag", lambda: self.tag(method, repo_type, repo_id, arg))
+            self.maybe_fail("tag" if method == "POST" else "delete-tag", lambda: self.tag(method, repo_type, repo_id, arg))
         if route == "branch" and method in ("POST", "DELETE"):
             self.branch(method, repo_type, repo_id, arg)
 
