@@ -33,7 +33,8 @@ def add_sampling_options(parser: argparse.ArgumentParser, *, temperature: float,
     group.add_argument("--seed", type=int, default=0, help="run seed; each row derives its own (default: 0)")
 
 
-def add_endpoint_options(parser: argparse.ArgumentParser) -> None:
+def add_endpoint_options(parser: argparse.ArgumentParser, *, resume: bool = True) -> None:
+    """The endpoint options, and with ``resume`` the request cache options (``--cache``, ``--no-cache``)."""
     group = parser.add_argument_group("inference endpoint (instead of a local model)")
     group.add_argument("--endpoint", action="append", metavar="URL", help="a TGI or OpenAI-compatible server; repeat for replicas of one model")
     group.add_argument("--endpoint-api", choices=["tgi", "openai"], default="tgi", help="the server's API (default: tgi)")
@@ -46,6 +47,8 @@ def add_endpoint_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--request-timeout", type=float, default=300.0, help="seconds one attempt may take (default: 300)")
     group.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'", help="extra HTTP header (not for credentials)")
     group.add_argument("--token-env", default=None, metavar="VAR", help="environment variable holding the server's key (default: HF_TOKEN or the hf login)")
+    if not resume:
+        return
     cache = parser.add_argument_group("resume")
     cache.add_argument("--cache", default=None, metavar="FILE", help=f"request cache (default: <out>/{CACHE_FILE}); a rerun sends no finished request again")
     cache.add_argument("--no-cache", action="store_true", help="do not read or write the request cache")

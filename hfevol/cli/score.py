@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-length", type=int, default=None, help="truncate longer sequences (default: the model's context)")
     p.add_argument("--limit", type=int, default=None, help="score only the first N rows")
     add_model_options(p)
-    add_endpoint_options(p)
+    add_endpoint_options(p, resume=False)  # endpoint scoring reads prompt log-probs, outside the request cache
     p.set_defaults(run=run, batch_size=16)
 
 
