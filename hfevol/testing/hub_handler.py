@@ -53,7 +53,8 @@ class HubHandler(RepoRoutes, ReadRoutes, UploadRoutes, RefRoutes):
         self.query = parse_qs(split.query)
         self.segments = [unquote(s) for s in split.path.split("/")[1:]]
         self._body = None
-        status = 500
+        # Each request is logged before its answer goes out: a client that has its answer
+        # always finds the request in HubServer.requests.
         try:
             try:
                 self._route(method)
@@ -61,17 +62,18 @@ class HubHandler(RepoRoutes, ReadRoutes, UploadRoutes, RefRoutes):
                 raise error(exc.status, exc.message, exc.code) from exc
             raise error(404, f"Sorry, we can't find the page you are looking for: {split.path}")
         except Reply as reply:
-            status = reply.status
+            self.hub.requests.append((method, split.path, reply.status))
             self._send(reply, head=method == "HEAD")
         except Drop:
-            status = 0
+            self.hub.requests.append((method, split.path, 0))
             self.close_connection = True
             try:
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        finally:
-            self.hub.requests.append((method, split.path, status))
+        except BaseException:
+            self.hub.requests.append((method, split.path, 500))
+            raise
 
     def _send(self, reply: Reply, *, head: bool) -> None:
         self.body()  # an unread request body would corrupt the next request on this connection
