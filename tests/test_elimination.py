@@ -112,6 +112,10 @@ def test_near_duplicate_threshold_is_configurable():
         ("Sure! The sky is blue because air scatters short wavelengths more strongly than long ones.", "answer"),
         ("Certainly. Here is a longer version of your question about the colour of the sky at sunset.", "answer"),
         ("A water tank holds 500 litres and is 40% full. How long will the pump take?\nThe answer to this question is 12 minutes.", "answer"),
+        # the assistant talking as itself (real embedded-model replies; each has a question mark)
+        ("I'm ready to help. What can I assist you with today?", "answer"),
+        ("I'm a helpful AI named SmolLM, and I'll do my best to help you with your request. How can I assist you in this case?", "answer"),
+        ("Great, tell me more about the colour of the sky at sunset. How can I help you with it?", "offering help"),
     ],
 )
 def test_not_an_instruction(text, needle):
@@ -128,6 +132,7 @@ def test_not_an_instruction(text, needle):
         "A train covers 60 km in 45 minutes and then stops for 10 minutes. What is its average speed over the whole trip",
         "Could you write a limerick about a cat who learns to code in Python",
         "Write a Python function `count_lines(path)` that ignores blank lines; it should also skip lines starting with #.",
+        "I'm planning a garden for a shady yard: which five vegetables grow best with four hours of sun a day?",
     ],
 )
 def test_instructions_are_recognised(text):

@@ -32,6 +32,9 @@ The rules run in this order and the first that fires names the row:
 
     - the reply opens with answer chatter ("Sure", "Certainly", "Of course", "Answer:",
       "Solution:") or a sentence starting "The answer";
+    - or the assistant speaks as itself: it opens with "I'm ready to help", "I'd be happy
+      to", "I'm a helpful AI", or offers help ("How can I assist you?") where the parent
+      did not;
     - or its first line is code (``def``, ``import``, ``class``, ``#include``, a fence);
     - or, with fenced code removed, it has no sign of a request at all: no ``?``, no
       "please", no sentence that starts with a question word ("how", "what", "can", "is" ...),
@@ -96,9 +99,13 @@ _REFUSAL_OPENING = re.compile(
 _REFUSAL_ANYWHERE = re.compile(r"\bas an ai(?: language)? model\b|\bas a large language model\b", re.I)
 
 _ANSWER_OPENING = re.compile(
-    r"^(?:sure\b|certainly\b|of course\b|absolutely\b|great question|answer\s*:|solution\s*:|response\s*:|output\s*:)",
+    r"^(?:sure\b|certainly\b|of course\b|absolutely\b|great question|answer\s*:|solution\s*:|response\s*:|output\s*:"
+    # the assistant speaking as itself, instead of writing the user's request
+    r"|i'?m (?:here|ready|happy|glad|delighted) to (?:help|assist)|i am (?:here|ready|happy|glad) to (?:help|assist)"
+    r"|i(?:'d| would) (?:be happy|be glad|love) to\b|i'?m (?:a|an|your) (?:helpful |friendly )?(?:ai\b|assistant))",
     re.I,
 )
+_ASSISTANT_OFFER = re.compile(r"\bhow (?:can|may) i (?:help|assist) you\b|\bwhat can i (?:help|assist) you with\b", re.I)
 _ANSWER_SENTENCE = re.compile(r"(?:^|[.!?]\s+|\n\s*)the (?:final |correct )?answer\b", re.I)
 _CODE_FIRST_LINE = re.compile(r"^(?:```|def |class |import |from \S+ import |#include|function\s*\w*\(|public |SELECT |<\?|<html)", re.I)
 
@@ -280,6 +287,9 @@ def _not_instruction(self: Elimination, text: str, parent: str) -> str | None:
         return f"opens like an answer ({m.group(0)!r})"
     if _ANSWER_SENTENCE.search(text) and not _ANSWER_SENTENCE.search(parent):
         return "states an answer ('the answer ...')"
+    m = _ASSISTANT_OFFER.search(text)
+    if m and not _ASSISTANT_OFFER.search(parent):
+        return f"the assistant offering help ({m.group(0)!r})"
     first_line = text.strip().splitlines()[0] if text.strip() else ""
     if _CODE_FIRST_LINE.match(first_line.strip()):
         return "starts with code, not a request"
