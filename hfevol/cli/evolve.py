@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 METHODS = ("evol-instruct", "auto-evol")
 
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evolve", help="evolve instructions over several rounds", description=__doc__)
     p.add_argument("--dataset", default=BUILTIN_SAMPLE, help=f"a file, a folder, a Hub id, {BUILTIN_SAMPLE!r} (default) or 'builtin:<general|math|code>'")

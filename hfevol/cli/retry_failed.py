@@ -6,8 +6,8 @@ are read back; endpoint options given here (a new ``--endpoint``, a larger
 the finished map, failed rows included) and goes through the same request cache, which
 holds every completed request and no failed one, so rows that succeeded are answered from
 the cache at no cost and only the failed requests, and the later-round rows that hang on
-them, reach the model. The folder is rewritten in
-place, with a ``retries`` entry added to its run record.
+them, reach the model. The folder is rewritten in place, with a ``retries`` entry added to
+its run record.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ def _failed_rows(out: Path, status_column: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    import datasets
+
     from . import evolve as evolve_cmd
     from . import respond as respond_cmd
 
@@ -72,8 +74,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"{out}: no failed rows, nothing to do")
         return 0
     started = time.perf_counter()
-    import datasets
-
     # Not from the datasets cache: it holds the finished map, failed rows included. The
     # request cache answers the rows that succeeded; only the failed ones reach the model.
     datasets.disable_caching()

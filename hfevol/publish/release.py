@@ -214,17 +214,18 @@ def _release(dest: Target, files: dict[str, Path], version: str, message: str, *
         )  # fmt: skip
 
     head = dest.head()
-    same = head is not None and head.same_payload(files)
-    tagged = [r.version for r in releases if same and r.commit == head.commit]  # type: ignore[union-attr]
-    if same and not force and (tagged or create_pr):
-        where = f"release {tagged[-1]}" if tagged else "the branch"
-        return result("unchanged", head.commit, note=f"the data and configuration equal {where}; no commit and no tag were made (--force tags them anyway).")  # type: ignore[union-attr]
-    if same and not create_pr:
-        # the same content, committed but never tagged (a merged PR, a lost answer, a --force
-        # whose tag creation failed), or --force for the content already there: no second commit
-        commit = head.commit  # type: ignore[union-attr]
-        logger.info("the branch already holds this content at %s; tagging it", commit)
-    else:
+    commit = None
+    if head is not None and head.same_payload(files):
+        tagged = [r.version for r in releases if r.commit == head.commit]
+        if not force and (tagged or create_pr):
+            where = f"release {tagged[-1]}" if tagged else "the branch"
+            return result("unchanged", head.commit, note=f"the data and configuration equal {where}; no commit and no tag were made (--force tags them anyway).")
+        if not create_pr:
+            # the same content, committed but never tagged (a merged PR, a lost answer, a --force
+            # whose tag creation failed), or --force for the content already there: no second commit
+            commit = head.commit
+            logger.info("the branch already holds this content at %s; tagging it", commit)
+    if commit is None:
         commit, pr_url = dest.commit(files, head.stale(files) if head else [], message, create_pr=create_pr)
         if pr_url is not None:
             return result("pull_request", commit, pr_url=pr_url, note="nothing was tagged: once the pull request is merged, run the same command without --create-pr to tag the merged commit.")
