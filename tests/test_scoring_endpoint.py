@@ -1,4 +1,4 @@
-"""Scoring through TGI's prefill log-probs: the real embedded model behind the TGI test server, against local scoring."""
+"""Scoring through TGI's prefill log-probs: the real embedded model behind the TGI test server, against local scoring (vLLM: test_scoring_vllm.py)."""
 
 from __future__ import annotations
 
@@ -21,11 +21,9 @@ PATIENT = RetryPolicy(max_attempts=2, max_total_seconds=600.0, timeout=240.0)
 """A real model on a shared CPU answers slowly; these tests are about values, not retries."""
 
 
-def test_chat_mode_and_other_servers_are_refused_up_front():
+def test_chat_mode_is_refused_up_front():
     with pytest.raises(ConfigError, match="mode='chat' is not yet supported through an endpoint"):
         EndpointScore(endpoint="http://127.0.0.1:9", mode="chat")
-    with pytest.raises(ConfigError, match="vLLM's prompt_logprobs is not yet"):
-        EndpointScore(endpoint=None)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -122,5 +120,3 @@ def test_cli_scores_through_the_endpoint(engine, tmp_path, capsys):
     assert f"through {srv.url}" in printed and re.search(r"\bok +2\n", printed)
     stage = json.loads((out / "hfevol_run.json").read_text())["stages"][0]
     assert stage["model"]["model"] == "HuggingFaceTB/SmolLM2-135M-Instruct" and stage["logprobs"].startswith("tgi prefill")
-    assert main(["score", "--dataset", str(seeds), "--out", str(tmp_path / "o2"), "--endpoint", srv.url, "--endpoint-api", "openai"]) == 2
-    assert "--endpoint-api openai (vLLM's prompt_logprobs) is not yet supported" in capsys.readouterr().err
