@@ -1,33 +1,25 @@
 """Scoring through vLLM's /tokenize and prompt_logprobs, against the vLLM flavour of the test server.
 
-Fast tests use a made-up engine whose log-probabilities are set by hand, so every loss can be
-computed on paper; slow tests put the real embedded model behind the server and compare with
-local scoring.
+A made-up engine sets the log-probabilities by hand, so every loss here can be computed on
+paper. The real embedded model behind the server, against local scoring: test_scoring_endpoint.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import math
 
 import pytest
+from _servers import FAST
 
 from hfevol.backends.openai import OpenAIBackend
-from hfevol.backends.retry import RetryPolicy
-from hfevol.errors import ConfigError, EndpointError, TokenMismatchError
-from hfevol.scoring import Score
+from hfevol.errors import ConfigError, EndpointError
 from hfevol.scoring.endpoint import EndpointScore
-from hfevol.testing import EchoEngine, ModelEngine, TGITestServer, VLLMTestServer
+from hfevol.testing import EchoEngine, TGITestServer, VLLMTestServer
 
 pytestmark = pytest.mark.integration
 
-PATIENT = RetryPolicy(max_attempts=2, max_total_seconds=600.0, timeout=240.0)
-"""A real model on a shared CPU answers slowly; these tests are about values, not retries."""
-
-
 def _backend(url: str) -> OpenAIBackend:
-    return OpenAIBackend(urls=url, retry=PATIENT)
+    return OpenAIBackend(urls=url, retry=FAST)
 
 
 class _HandSetEngine(EchoEngine):
@@ -121,89 +113,3 @@ def test_cli_explains_a_tgi_server_named_as_openai(tmp_path, capsys):
         code = main(["score", "--dataset", str(_seeds(tmp_path)), "--out", str(tmp_path / "o"), "--endpoint", srv.url, "--endpoint-api", "openai"])
     err = capsys.readouterr().err
     assert code == 2 and "has no /tokenize route that takes vLLM's request" in err and "--endpoint-api tgi" in err
-
-
-# -- the real model behind the server ----------------------------------------------------------
-
-ROWS = [0, 1, 4, 5, 9, 30]  # rows 4, 5 and 9 have an input
-
-
-@pytest.fixture(scope="module")
-def engine(embedded):
-    return ModelEngine()
-
-
-@pytest.fixture(scope="module")
-def sample():
-    from hfevol.io import builtin_sample
-
-    return builtin_sample().select(ROWS)
-
-
-@pytest.mark.slow
-def test_vllm_scores_match_local_scoring(engine, sample):
-    batch = sample.to_dict()
-    batch["output"][5] = ""  # an undefined row keeps its status through both paths
-    local = Score(model="embedded", device="cpu", dtype="float32")(batch, list(range(len(ROWS))))
-    with VLLMTestServer(engine) as srv:
-        remote = EndpointScore(endpoint=_backend(srv.url))(batch, list(range(len(ROWS))))
-        prompts = [r.body["prompt"] for r in srv.generations()[1:]]
-    assert local["score_status"] == remote["score_status"] == ["ok"] * 5 + ["undefined"]
-    for column in ("tokens_q", "tokens_a_given_q", "tokens_a"):
-        assert remote[column] == local[column]
-    for column in ("loss_q", "loss_a_given_q", "loss_a", "ifd", "ic_ifd"):
-        for got, want in zip(remote[column][:5], local[column][:5]):
-            assert math.isclose(got, want, rel_tol=1e-4), (column, got, want)
-    # the prompts were the tokenizer's ids of the conditioned text and of the answer of each scored row
-    tok = engine.loaded.tokenizer
-    texts = [t for i in range(5) for t in (_question(batch, i) + "\n" + batch["output"][i], batch["output"][i])]
-    assert sorted(prompts) == sorted(tok(t).input_ids for t in texts)
-
-
-def _question(batch, i):
-    return batch["instruction"][i] + ("\n" + batch["input"][i] if batch["input"][i] else "")
-
-
-@pytest.mark.slow
-def test_acall_through_datasets_map_with_truncation_matches_local(engine, sample):
-    local = sample.map(Score(model="embedded", device="cpu", dtype="float32", max_length=24), batched=True)
-    with VLLMTestServer(engine, max_model_len=25) as srv:  # every row is longer; cut to 24 tokens, each fits
-        remote = sample.map(EndpointScore(endpoint=_backend(srv.url), max_length=24).acall, batched=True, batch_size=3)
-    assert remote["score_status"] == local["score_status"] and remote["score_truncated"] == local["score_truncated"]
-    assert all(local["score_truncated"]) and remote["tokens_a_given_q"] == local["tokens_a_given_q"]
-    for got, want in zip(remote["ic_ifd"], local["ic_ifd"]):
-        assert math.isclose(got, want, rel_tol=1e-4) or (math.isnan(got) and math.isnan(want))
-
-
-@pytest.mark.slow
-def test_prompt_logprobs_match_an_independent_prefix_by_prefix_computation(engine):
-    import httpx2
-    import torch
-
-    ids = engine.loaded.tokenizer("The capital of France is Paris. The capital of Italy is Rome.").input_ids
-    with VLLMTestServer(engine) as srv:
-        served = asyncio.run(_backend(srv.url).aprompt_logprobs(ids))
-        raw = httpx2.post(srv.url + "/v1/completions", json={"prompt": ids, "max_tokens": 1, "prompt_logprobs": 1}, timeout=240).json()
-    positions = raw["choices"][0]["prompt_logprobs"]
-    assert [t for t, _, _ in served] == ids and served[0][2] is None and positions[0] is None
-    # Independent procedure: score token k from a forward pass over ids[:k] alone.
-    for k in range(1, len(ids)):
-        with torch.inference_mode():
-            logp = torch.log_softmax(engine.loaded.model(torch.tensor([ids[:k]])).logits[0, -1].double(), dim=-1)
-        assert math.isclose(served[k][2], float(logp[ids[k]]), abs_tol=2e-4)
-        top = int(logp.argmax())  # vLLM lists the top token (rank 1) and the prompt token
-        assert positions[k][str(top)]["rank"] == 1 and set(positions[k]) == {str(top), str(ids[k])}
-
-
-class _BosEngine(ModelEngine):
-    """Scores a token-id prompt with one more token in front, as a server that adds a BOS token to it would."""
-
-    def prompt_logprobs(self, ids, top_n):
-        return super().prompt_logprobs([0, *ids], top_n)
-
-
-@pytest.mark.slow
-def test_a_token_mismatch_names_the_row(embedded, sample):
-    with VLLMTestServer(_BosEngine()) as srv:
-        with pytest.raises(TokenMismatchError, match=r"row 7: .* scored other tokens than its /tokenize gave"):
-            asyncio.run(EndpointScore(endpoint=_backend(srv.url)).acall(sample.select([0]).to_dict(), [7]))
