@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -28,8 +29,12 @@ class OpenAIBackend(EndpointBackend):
             ``guided_json`` or ``repetition_penalty``); part of the cache key.
 
     The start-up check reads ``/v1/models``: the served id (or ``model``, which must be
-    one of them) and, where the server says it (vLLM's ``root``), the path it was loaded
-    from. The OpenAI API has no revision field, so ``revision`` is None.
+    one of them) and, where the server says it (vLLM's ``root`` and ``max_model_len``), the
+    path it was loaded from and its context length. The OpenAI API has no revision field,
+    so ``revision`` is None.
+
+    For IFD scoring, :meth:`atokenize` and :meth:`aprompt_logprobs` speak two vLLM
+    extensions: ``/tokenize`` and ``prompt_logprobs``.
 
     See :class:`~hfevol.backends.endpoint.EndpointBackend` for the shared settings.
     """
@@ -74,6 +79,53 @@ class OpenAIBackend(EndpointBackend):
         payload.update(self.extra_body or {})
         return _parse_completion(await channel.post_json("/v1/completions", payload), url=channel.url, logprobs=bool(self.top_n_tokens))
 
+    async def atokenize(self, text: str, *, special_tokens: bool = True) -> list[int]:
+        """Token ids of ``text`` from vLLM's ``/tokenize`` (the served model's own tokenizer).
+
+        With ``special_tokens`` (vLLM's default) these are the ids of ``text`` as a
+        ``/v1/completions`` prompt, so they line up with :meth:`aprompt_logprobs`.
+
+        Raises:
+            EndpointError: the server has no ``/tokenize`` route (cause ``not_found``) or
+                refuses vLLM's request (``rejected``), its answer has no list of ``tokens``,
+                or the request failed after its retries.
+        """
+        transport = await self._transport()
+        payload = {"model": self._model_name(), "prompt": text, "add_special_tokens": special_tokens}
+
+        async def send(channel: Channel) -> list[int]:
+            out = await channel.post_json("/tokenize", payload)
+            tokens = out.get("tokens") if isinstance(out, dict) else None
+            if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
+                raise EndpointError(f"{channel.url}/tokenize did not answer with vLLM's list of tokens", cause="malformed", url=channel.url)
+            return tokens
+
+        return await transport.call(send)
+
+    async def aprompt_logprobs(self, prompt: str | Sequence[int]) -> list[tuple[int, str, float | None]]:
+        """(token id, token text, log-probability) of each prompt token under the served model.
+
+        vLLM's ``prompt_logprobs`` extension of ``/v1/completions`` (``prompt_logprobs: 1``,
+        one greedy new token). Token ids are sent as the prompt, as they are, so the
+        positions are exactly theirs; a text is first turned into ids by :meth:`atokenize`.
+        The first token has no log-probability (None). At each position the answer's entry
+        for the sent token is read; where there is none, the token the server scored there
+        (the entry after the top-ranked one) is returned, so that comparing ids finds it.
+
+        Raises:
+            EndpointError: the answer has no ``prompt_logprobs`` (cause ``unsupported``: the
+                server is not vLLM), its shape is not vLLM's, or the request failed after
+                its retries.
+        """
+        ids = await self.atokenize(prompt) if isinstance(prompt, str) else [int(t) for t in prompt]
+        transport = await self._transport()
+        payload = {"model": self._model_name(), "prompt": ids, "max_tokens": 1, "temperature": 0.0, "prompt_logprobs": 1}
+
+        async def send(channel: Channel) -> list[tuple[int, str, float | None]]:
+            return _parse_prompt_logprobs(await channel.post_json("/v1/completions", payload), ids, url=channel.url)
+
+        return await transport.call(send)
+
 
 def _parse_completion(body: Any, *, url: str, logprobs: bool) -> GenerationResult:
     choices = body.get("choices") if isinstance(body, dict) else None
@@ -94,3 +146,32 @@ def _parse_completion(body: Any, *, url: str, logprobs: bool) -> GenerationResul
         logprobs=values,
         top_logprobs=tops or None,
     )
+
+
+def _parse_prompt_logprobs(body: Any, ids: list[int], *, url: str) -> list[tuple[int, str, float | None]]:
+    """vLLM's ``choices[0].prompt_logprobs``: ``[None, {"<token id>": {"logprob", "rank", "decoded_token"}, ...}, ...]``."""
+    choices = body.get("choices") if isinstance(body, dict) else None
+    if not choices or not isinstance(choices[0], dict):
+        raise EndpointError(f"{url}/v1/completions answered without choices", cause="malformed", url=url)
+    positions = choices[0].get("prompt_logprobs")
+    if positions is None:
+        raise EndpointError(
+            f"{url} returned no prompt log-probabilities (no prompt_logprobs in its /v1/completions answer)",
+            cause="unsupported",
+            url=url,
+            hint="prompt_logprobs is a vLLM extension: serve the model with vLLM, or with TGI started with --enable-prefill-logprobs (--endpoint-api tgi).",
+        )
+    malformed = EndpointError(f"{url}/v1/completions answered with prompt_logprobs in a shape that is not vLLM's", cause="malformed", url=url)
+    if not isinstance(positions, list) or not positions or positions[0] is not None:
+        raise malformed
+    out: list[tuple[int, str, float | None]] = [(ids[0], "", None)]  # vLLM never scores the first token
+    for k, entries in enumerate(positions[1:], start=1):
+        if not isinstance(entries, dict) or not entries or not all(isinstance(e, dict) for e in entries.values()):
+            raise malformed
+        sent = str(ids[k]) if k < len(ids) else None
+        key = sent if sent in entries else max(entries, key=lambda t: entries[t].get("rank") or 0)
+        entry = entries[key]
+        if not key.isdigit() or not isinstance(entry.get("logprob"), (int, float)):
+            raise malformed
+        out.append((int(key), str(entry.get("decoded_token") or ""), float(entry["logprob"])))
+    return out

@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from ..io import BUILTIN_SAMPLE, load_rows, write_output
 from ..scoring.construction import MODES
 from ..scoring.ifd import IC_IFD_FORMS, IFD_FORMS
@@ -84,7 +84,7 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _scorer(args: argparse.Namespace) -> Any:
-    """A local :class:`Score`, or an :class:`EndpointScore` when ``--endpoint`` is given."""
+    """A local :class:`Score`, or an :class:`EndpointScore` when ``--endpoint`` is given (TGI, or vLLM with ``--endpoint-api openai``)."""
     from ..scoring import Score
 
     common = dict(
@@ -100,11 +100,6 @@ def _scorer(args: argparse.Namespace) -> Any:
         return Score(model=args.model, batch_size=args.batch_size, dtype=args.dtype, device=args.device, **common)
     from ..scoring.endpoint import EndpointScore
 
-    if args.endpoint_api != "tgi":
-        raise ConfigError(
-            "scoring through an endpoint needs TGI's prefill log-probs; --endpoint-api openai (vLLM's prompt_logprobs) is not yet supported",
-            hint="use --endpoint-api tgi with a TGI server started with --enable-prefill-logprobs, or score with the local model.",
-        )
     return EndpointScore(endpoint=backend_from(args), **common)
 
 

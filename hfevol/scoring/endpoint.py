@@ -1,26 +1,33 @@
-"""IFD / IC-IFD through a TGI server: the texts and spans of local scoring, log-probs from the server.
+"""IFD / IC-IFD through an inference server: the texts and spans of local scoring, log-probs from the server.
+
+Two kinds of server give every prompt token's log-probability: TGI (prefill details,
+``decoder_input_details``; the server needs ``--enable-prefill-logprobs``) and vLLM
+(``prompt_logprobs`` on ``/v1/completions``, an extension of the OpenAI API).
 
 How a row is scored (``mode="reference"``):
 
 1. The question, the conditioned text ``Q + "\\n" + A`` and the answer are tokenized by the
    server's ``/tokenize`` (the served model's own tokenizer, with its special tokens, as
-   TGI's ``/generate`` reads a prompt), and :func:`~hfevol.scoring.construction.reference_sequences`
+   the server reads a text prompt), and :func:`~hfevol.scoring.construction.reference_sequences`
    places the spans exactly as for local scoring.
-2. The conditioned text and the answer are each sent to ``/generate`` with
-   ``decoder_input_details``; the prefill gives every prompt token's log-probability.
-   The prefill's token ids must equal the ``/tokenize`` ids (else
-   :class:`~hfevol.errors.TokenMismatchError`, naming the row).
+2. The conditioned sequence and the answer are each scored by the server, one new token
+   each. TGI: the texts go to ``/generate`` with ``decoder_input_details``, and the prefill's
+   token ids must equal the ``/tokenize`` ids. vLLM: the ``/tokenize`` ids themselves are the
+   prompt (cut to ``max_length`` first), so the positions are exactly theirs, and the
+   answer must hold each sent token's log-probability. Either way a disagreement raises
+   :class:`~hfevol.errors.TokenMismatchError`, naming the row.
 3. Each loss is minus the mean log-probability over its span, as in
    :mod:`hfevol.scoring.losses`, then :mod:`hfevol.scoring.ifd` gives IFD and IC-IFD.
 
-**Special tokens.** The reference counts ``n = len(encode(Q))`` with special tokens, and
-TGI adds the tokenizer's special tokens to a ``/generate`` prompt by default; ``/tokenize``
-is asked the same. A tokenizer that adds a BOS token puts it at position 0 of both
-sequences, where it is never scored (as locally); SmolLM2 adds none, so L(Q) starts at the
-question's second token on both paths. The id check enforces that both paths agree.
+**Special tokens.** The reference counts ``n = len(encode(Q))`` with special tokens; TGI
+adds the tokenizer's special tokens to a ``/generate`` prompt by default, and vLLM's
+``/tokenize`` adds them to the ids it returns (a token-id prompt is taken as it is). A
+tokenizer that adds a BOS token puts it at position 0 of both sequences, where it is never
+scored (as locally); SmolLM2 adds none, so L(Q) starts at the question's second token on
+both paths. The id check enforces that both paths agree.
 
-**Not yet supported:** ``mode="chat"`` (its pieces are tokenized one by one, which a
-``/generate`` prompt cannot reproduce) and vLLM's ``prompt_logprobs`` (the OpenAI kind).
+**Not yet supported:** ``mode="chat"`` (its pieces are tokenized one by one, which a text
+prompt cannot reproduce).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..backends.openai import OpenAIBackend
 from ..backends.tgi import TGIBackend
 from ..errors import ConfigError, EndpointError, TokenMismatchError
 from .construction import conditioned_text, reference_sequences
@@ -42,40 +50,71 @@ Prefill = list[tuple[int, str, float | None]]
 CHECK_TEXT = "hfevol checks that this server returns prompt log-probabilities."
 
 
+@dataclass(frozen=True)
+class _Source:
+    """Where one kind of server takes prompt log-probs from, and how long a prompt it takes."""
+
+    label: str
+    """Named in the output metadata (``logprobs``)."""
+    limit_field: str
+    """The field of the start-up check's ``server`` description that bounds a prompt."""
+    reserved: int
+    """Tokens of that limit that the one generated token takes."""
+    sends_ids: bool
+    """Prompts go out as ``/tokenize`` ids (cut to ``max_length``), not as texts."""
+    server_hint: str
+
+
+_TGI = _Source("tgi prefill (decoder_input_details)", "max_input_tokens", 0, False, "serve the model with Text Generation Inference (TGI).")
+_VLLM = _Source(
+    "vllm prompt_logprobs",
+    "max_model_len",
+    1,
+    True,
+    "serve the model with vLLM, whose /tokenize and prompt_logprobs endpoint scoring reads; for TGI pass its URL or a TGIBackend (CLI: --endpoint-api tgi).",
+)
+
+
 @dataclass
 class EndpointScore(_RowScoring):
-    """Score rows with IFD and IC-IFD through a TGI server: ``ds.map(score.acall, batched=True)``.
+    """Score rows with IFD and IC-IFD through a TGI or vLLM server: ``ds.map(score.acall, batched=True)``.
 
     The same values as :class:`~hfevol.scoring.Score` with the model the server runs,
     up to the server's float precision (see :mod:`hfevol.scoring.endpoint`). The server
-    must return prompt log-probabilities: TGI 3 needs ``--enable-prefill-logprobs``.
-    Each row costs two ``/generate`` requests (one new token each) and three
-    ``/tokenize`` requests; every row of a batch is in flight at once, up to the
-    backend's ``max_in_flight``. ``__call__`` runs them on a private event loop;
-    ``acall`` on the caller's.
+    must return prompt log-probabilities: TGI 3 needs ``--enable-prefill-logprobs``;
+    vLLM always answers ``prompt_logprobs``. Each row costs two scoring requests (one new
+    token each: TGI's ``/generate``, vLLM's ``/v1/completions``) and three ``/tokenize``
+    requests; every row of a batch is in flight at once, up to the backend's
+    ``max_in_flight``. ``__call__`` runs them on a private event loop; ``acall`` on the
+    caller's.
 
     Args:
-        endpoint: a TGI URL, several URLs (replicas of one model), or a
-            :class:`~hfevol.backends.tgi.TGIBackend` (retries, headers, token).
+        endpoint: a TGI URL, several URLs (replicas of one model), a
+            :class:`~hfevol.backends.tgi.TGIBackend` (retries, headers, token), or, for
+            vLLM, an :class:`~hfevol.backends.openai.OpenAIBackend`. A URL alone means TGI.
         max_length: as in ``Score``: longer sequences are scored on their first
             ``max_length`` tokens (:data:`~hfevol.scoring.transform.TRUNCATION_RULE`).
-            Sequences longer than the server's ``max_input_tokens`` are not sent.
+            Sequences longer than the server takes are not sent: TGI's
+            ``max_input_tokens`` (checked on the whole text, which TGI reads whole);
+            vLLM's ``max_model_len`` less the one generated token (checked after the cut).
 
     Input columns and output columns: as :class:`~hfevol.scoring.Score`, with two more
     ``score_status`` values: ``too_long`` (a sequence exceeds the server's input limit;
-    set ``max_length`` no higher than it to score the start) and ``error`` (the server
+    with vLLM, set ``max_length`` below it to score the start) and ``error`` (the server
     failed on the row after its retries; the reason says how).
 
     Raises:
-        ConfigError: ``mode="chat"``, or ``endpoint`` is not a TGI URL or backend.
+        ConfigError: ``mode="chat"``, or ``endpoint`` is not a URL, a TGIBackend or an
+            OpenAIBackend.
         EndpointError: at start-up, before any row: the server is unreachable, refuses
-            the token, has no ``/tokenize``, or returns no prompt log-probabilities.
-        TokenMismatchError: the server's prefill tokens differ from its ``/tokenize``
+            the token, has no ``/tokenize`` in the expected shape, or returns no prompt
+            log-probabilities.
+        TokenMismatchError: the tokens the server scored differ from its ``/tokenize``
             ids for a row (named).
         MissingColumnError, InvalidRowError: as ``Score``.
     """
 
-    endpoint: TGIBackend | str | Sequence[str] = ""
+    endpoint: TGIBackend | OpenAIBackend | str | Sequence[str] = ""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -86,16 +125,20 @@ class EndpointScore(_RowScoring):
             )
         if isinstance(self.endpoint, (str, list, tuple)) and self.endpoint:
             self.endpoint = TGIBackend(urls=self.endpoint)
-        if not isinstance(self.endpoint, TGIBackend):
+        if not isinstance(self.endpoint, (TGIBackend, OpenAIBackend)):
             raise ConfigError(
-                f"endpoint={self.endpoint!r} must be a TGI server URL, a list of replica URLs or a TGIBackend",
-                hint="only TGI's prefill log-probs are supported; vLLM's prompt_logprobs is not yet.",
+                f"endpoint={self.endpoint!r} must be a TGI server URL, a list of replica URLs, a TGIBackend or an OpenAIBackend (vLLM)",
+                hint="for vLLM pass OpenAIBackend(urls=...); a URL alone means TGI.",
             )
 
     @property
-    def backend(self) -> TGIBackend:
-        assert isinstance(self.endpoint, TGIBackend)
+    def backend(self) -> TGIBackend | OpenAIBackend:
+        assert isinstance(self.endpoint, (TGIBackend, OpenAIBackend))
         return self.endpoint
+
+    @property
+    def _source(self) -> _Source:
+        return _VLLM if isinstance(self.endpoint, OpenAIBackend) else _TGI
 
     # -- start-up check ----------------------------------------------------------------
 
@@ -106,19 +149,20 @@ class EndpointScore(_RowScoring):
     async def acheck(self) -> dict[str, Any]:
         """The async form of :meth:`check`."""
         if getattr(self, "_served", None) is None:
-            backend = self.backend
+            backend, source = self.backend, self._source
+            refused = ("not_found", "rejected") if source is _VLLM else ("not_found",)
             try:
                 await backend.atokenize(CHECK_TEXT)
             except EndpointError as exc:
-                if exc.cause != "not_found":
+                if exc.cause not in refused:
                     raise
                 raise EndpointError(
-                    f"{exc.url} has no /tokenize route, which endpoint scoring needs for token boundaries",
+                    f"{exc.url} has no /tokenize route that takes {'vLLM' if source is _VLLM else 'TGI'}'s request, which endpoint scoring needs for token boundaries ({exc.message})",
                     cause="unsupported",
                     url=exc.url,
-                    hint="serve the model with Text Generation Inference (TGI).",
+                    hint=source.server_hint,
                 ) from exc
-            await backend.aprompt_logprobs(CHECK_TEXT)  # raises, with the server flag to set, when there are none
+            await backend.aprompt_logprobs(CHECK_TEXT)  # raises, with what to change on the server, when there are none
             self._served = backend.describe()
         return self._served
 
@@ -129,7 +173,7 @@ class EndpointScore(_RowScoring):
             "stage": "score",
             "model": {"model": served["model"], "revision": served["revision"]},
             "endpoint": served,
-            "logprobs": "tgi prefill (decoder_input_details)",
+            "logprobs": self._source.label,
             "mode": self.mode,
             "ifd_form": self.ifd_form,
             "ic_ifd_form": self.ic_ifd_form,
@@ -152,23 +196,26 @@ class EndpointScore(_RowScoring):
 
     async def _ascore(self, questions: list[str], answers: list[str], rows: list[int], out: Batch, indices: Sequence[int] | None) -> None:
         served = await self.acheck()
-        backend = self.backend
+        backend, source = self.backend, self._source
         texts = list(dict.fromkeys((*questions, *answers, *(conditioned_text(q, a) for q, a in zip(questions, answers)))))
         ids = await asyncio.gather(*(backend.atokenize(text) for text in texts))
         pairs = reference_sequences(_KnownIds(dict(zip(texts, ids))), questions, answers)
-        server_limit = served.get("server", {}).get("max_input_tokens")
+        limit = served.get("server", {}).get(source.limit_field)
+        limit = limit - source.reserved if isinstance(limit, int) else None
         bar = _progress(len(rows)) if self.progress else None
 
         async def one(k: int) -> None:
             j = rows[k]
-            sequences = pairs[k]
+            cut = [s.truncate(self.max_length) for s in pairs[k]]
+            sent = cut if source.sends_ids else pairs[k]  # TGI reads the whole text
             try:
-                longest = max(len(s.ids) for s in sequences)
-                if isinstance(server_limit, int) and longest > server_limit:
-                    _fill(out, j, status="too_long", reason=f"{longest} tokens; the server takes at most {server_limit} (max_input_tokens)")
+                longest = max(len(s.ids) for s in sent)
+                if limit is not None and longest > limit:
+                    rule = f"{source.limit_field}{' less the generated token' if source.reserved else ''}"
+                    _fill(out, j, status="too_long", reason=f"{longest} tokens; the server takes at most {limit} ({rule})")
                     return
-                texts = (conditioned_text(questions[k], answers[k]), answers[k])
-                prefills = await asyncio.gather(*(backend.aprompt_logprobs(t) for t in texts))
+                prompts = [s.ids for s in cut] if source.sends_ids else [conditioned_text(questions[k], answers[k]), answers[k]]
+                prefills = await asyncio.gather(*(backend.aprompt_logprobs(p) for p in prompts))
             except EndpointError as exc:
                 if exc.fatal:
                     raise
@@ -178,9 +225,8 @@ class EndpointScore(_RowScoring):
                 if bar is not None:
                     bar.update(1)
             row = indices[j] if indices is not None else f"#{j} of this batch"
-            for sequence, prefill in zip(sequences, prefills):
+            for sequence, prefill in zip(sent, prefills):
                 _check_ids(sequence, prefill, row=row, url=backend.urls[0])
-            cut = [s.truncate(self.max_length) for s in sequences]
             conditioned, alone = (_span_losses(c, p, row=row, url=backend.urls[0]) for c, p in zip(cut, prefills))
             self._record(out, j, conditioned, alone, truncated=any(s.truncated for s in cut), limit=self.max_length)
 
@@ -212,7 +258,7 @@ def _check_ids(sequence: TokenSequence, prefill: Prefill, *, row: int | str, url
         raise TokenMismatchError(
             f"row {row}: {url} scored other tokens than its /tokenize gave for the same text "
             f"({len(served)} vs {len(sequence.ids)} tokens, first difference at position {at})",
-            hint="the server's /generate and /tokenize must use the same tokenizer and special tokens; check the server's configuration.",
+            hint="the server must score exactly the tokens its /tokenize gives (same tokenizer, same special tokens); check its configuration.",
         )
 
 

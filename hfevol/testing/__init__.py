@@ -1,8 +1,8 @@
 """Stand-ins for servers that cannot run here, for tests, benchmarks and demos.
 
 They speak the real HTTP protocols on 127.0.0.1, so the real, unmodified clients are driven
-against them: a TGI/OpenAI-compatible server with fault injection, and a Hugging Face Hub
-(through ``HF_ENDPOINT``).
+against them: a TGI/OpenAI-compatible server with fault injection, its vLLM flavour, and a
+Hugging Face Hub (through ``HF_ENDPOINT``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ _LAZY = {
     "HubServer": "hub_server",
     "LoggedRequest": "tgi_server",
     "TGITestServer": "tgi_server",
+    "VLLMTestServer": "vllm_server",
 }
 __all__ = list(_LAZY)
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from .faults import Fault, FaultPlan
     from .hub_server import HubServer
     from .tgi_server import LoggedRequest, TGITestServer
+    from .vllm_server import VLLMTestServer
 
 
 def __getattr__(name: str) -> Any:  # lazy, so that `python -m hfevol.testing.tgi_server` imports the server once

@@ -26,8 +26,11 @@ class Engine(Protocol):
 
     model_id: str
     model_sha: str | None
+    vocab_size: int
 
     def tokenize(self, text: str, add_special_tokens: bool = True) -> list[dict[str, Any]]: ...
+
+    def decode(self, ids: list[int]) -> str: ...
 
     def chat_prompt(self, messages: list[dict[str, str]]) -> str: ...
 
@@ -37,16 +40,20 @@ class Engine(Protocol):
 
     def prefill(self, prompt: str, add_special_tokens: bool = True) -> list[dict[str, Any]]: ...
 
+    def prompt_logprobs(self, ids: list[int], top_n: int) -> list[dict[int, dict[str, Any]] | None]: ...
+
 
 class EchoEngine:
     """A deterministic stand-in model: it answers ``Rewritten (seed S): <last line of the prompt>``.
 
-    Tokens are whitespace-separated words with made-up ids. It has no log-probabilities
-    worth the name, so it refuses prefill log-probs: tests of those use :class:`ModelEngine`.
+    Tokens are whitespace-separated words with made-up ids (a token-id prompt reads back as
+    ``<id>`` words). It has no log-probabilities worth the name, so it refuses prompt
+    log-probs: tests of those use :class:`ModelEngine`.
     """
 
     model_id = "hfevol/echo-model"
     model_sha = "0123456789abcdef0123456789abcdef01234567"
+    vocab_size = 49152
 
     def tokenize(self, text: str, add_special_tokens: bool = True) -> list[dict[str, Any]]:
         return [{"id": _word_id(m.group()), "text": m.group(), "start": m.start(), "stop": m.end()} for m in re.finditer(r"\S+", text)]
@@ -72,12 +79,21 @@ class EchoEngine:
         top = [[(i, w, lp)] * top_n for i, w, lp in tokens] if top_n else None
         return Generation(text, tokens, top, reason, len(self.tokenize(prompt)))
 
+    def decode(self, ids: list[int]) -> str:
+        return " ".join(f"<{i}>" for i in ids)
+
     def prefill(self, prompt: str, add_special_tokens: bool = True) -> list[dict[str, Any]]:
-        raise NotImplementedError("the echo engine has no prompt log-probabilities; start the server with the model engine")
+        raise NotImplementedError(NO_LOGPROBS)
+
+    def prompt_logprobs(self, ids: list[int], top_n: int) -> list[dict[int, dict[str, Any]] | None]:
+        raise NotImplementedError(NO_LOGPROBS)
+
+
+NO_LOGPROBS = "the echo engine has no prompt log-probabilities; start the server with the model engine"
 
 
 def _word_id(word: str) -> int:
-    return sum(word.encode()) % 49152
+    return sum(word.encode()) % EchoEngine.vocab_size
 
 
 class ModelEngine:
@@ -98,6 +114,13 @@ class ModelEngine:
     @property
     def context_length(self) -> int:
         return int(self.loaded.model.config.max_position_embeddings)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.loaded.model.config.vocab_size)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.loaded.tokenizer.decode(ids)
 
     def tokenize(self, text: str, add_special_tokens: bool = True) -> list[dict[str, Any]]:
         enc = self.loaded.tokenizer(text, add_special_tokens=add_special_tokens, return_offsets_mapping=True)
@@ -143,17 +166,40 @@ class ModelEngine:
 
     def prefill(self, prompt: str, add_special_tokens: bool = True) -> list[dict[str, Any]]:
         """TGI's ``details.prefill``: each prompt token with log P(token | tokens before it); the first has none."""
+        tok = self.loaded.tokenizer
+        ids = tok(prompt, add_special_tokens=add_special_tokens).input_ids
+        logp = self._next_token_logprobs(ids)
+        out = []
+        for k, token_id in enumerate(ids):
+            out.append({"id": token_id, "text": tok.decode([token_id]), "logprob": None if k == 0 else float(logp[k - 1, token_id])})
+        return out
+
+    def prompt_logprobs(self, ids: list[int], top_n: int) -> list[dict[int, dict[str, Any]] | None]:
+        """vLLM's ``prompt_logprobs``: None for the first token, then for each later position
+        the ``top_n`` likeliest tokens (ranks 1 to ``top_n``) and the prompt token itself,
+        with its own rank, when it is not among them."""
+        decode = self.loaded.tokenizer.decode
+        logp = self._next_token_logprobs(ids)
+        out: list[dict[int, dict[str, Any]] | None] = [None]
+        for k in range(1, len(ids)):
+            row, token_id = logp[k - 1], ids[k]
+            entries = {}
+            if top_n:
+                values, top = row.topk(top_n)
+                entries = {int(i): {"logprob": float(v), "rank": r + 1, "decoded_token": decode([int(i)])} for r, (v, i) in enumerate(zip(values, top))}
+            if token_id not in entries:
+                rank = int((row > row[token_id]).sum()) + 1
+                entries[token_id] = {"logprob": float(row[token_id]), "rank": rank, "decoded_token": decode([token_id])}
+            out.append(entries)
+        return out
+
+    def _next_token_logprobs(self, ids: list[int]) -> Any:
+        """Row ``k``: float32 log-probabilities of the token after ``ids[: k + 1]``, from one forward pass."""
         import torch
 
-        tok, model = self.loaded.tokenizer, self.loaded.model
-        ids = tok(prompt, return_tensors="pt", add_special_tokens=add_special_tokens).input_ids
         with self._lock, torch.inference_mode():
-            logits = model(ids).logits[0].float()
-        logp = torch.log_softmax(logits[:-1], dim=-1).gather(1, ids[0, 1:, None])[:, 0].tolist()
-        out = []
-        for k, token_id in enumerate(ids[0].tolist()):
-            out.append({"id": token_id, "text": tok.decode([token_id]), "logprob": None if k == 0 else logp[k - 1]})
-        return out
+            logits = self.loaded.model(torch.tensor([ids])).logits[0, :-1].float()
+        return torch.log_softmax(logits, dim=-1)
 
 
 def _as_list(value: Any) -> list[int]:

@@ -23,7 +23,8 @@ It can also behave like a loaded production server:
   ``prefill`` list and no error, and so does this server.
 
 Every request is recorded in :attr:`TGITestServer.log`, so that tests can prove what was
-(not) sent. Run it alone with ``python -m hfevol.testing.tgi_server --help``.
+(not) sent. :class:`~hfevol.testing.VLLMTestServer` is its vLLM flavour. Run it alone with
+``python -m hfevol.testing.tgi_server --help``.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ class LoggedRequest:
         if self.route in ("/", "/generate"):
             return b.get("inputs"), (b.get("parameters") or {}).get("seed")
         if self.route == "/v1/completions":
-            return b.get("prompt"), b.get("seed")
+            prompt = b.get("prompt")
+            return (tuple(prompt) if isinstance(prompt, list) else prompt), b.get("seed")  # a token-id prompt (vLLM)
         return None
 
 
@@ -81,6 +83,8 @@ class _ValidationError(Exception):
 
 class TGITestServer:
     """A TGI-compatible HTTP server on 127.0.0.1 (see the module docstring)."""
+
+    POST_ROUTES = POST_ROUTES
 
     def __init__(
         self,
@@ -199,6 +203,10 @@ class TGITestServer:
             ok = sum(1 for r in self.log if r.status == 200)
             return 200, f"tgi_request_count {n}\ntgi_request_success {ok}\n"
         return 404, None
+
+    def bad_json(self, raw: bytes) -> tuple[int, Any]:
+        """The answer to a body that is not JSON."""
+        return 422, f"Failed to parse the request body as JSON: {raw[:60]!r}"
 
     def handle_post(self, route: str, body: Any, fault: Fault | None) -> tuple[int, Any]:
         if route == "/tokenize":
@@ -409,10 +417,11 @@ def _make_handler(app: TGITestServer) -> type[BaseHTTPRequestHandler]:
             try:
                 body = json.loads(raw) if raw else None
             except ValueError:
-                app._append("POST", route, raw.decode(errors="replace"), 422, None, started)
-                self._send(422, f"Failed to parse the request body as JSON: {raw[:60]!r}")
+                status, payload = app.bad_json(raw)
+                app._append("POST", route, raw.decode(errors="replace"), status, None, started)
+                self._send(status, payload)
                 return
-            if route not in POST_ROUTES:
+            if route not in app.POST_ROUTES:
                 app._append("POST", route, body, 404, None, started)
                 self._send(404, None)
                 return
@@ -477,6 +486,8 @@ def main(argv: list[str] | None = None) -> int:
     """Serve until SIGTERM or Ctrl-C; print ``READY <url>`` once listening."""
     p = argparse.ArgumentParser(prog="python -m hfevol.testing.tgi_server", description=__doc__.split("\n\n")[0])
     p.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
+    p.add_argument("--flavour", choices=["tgi", "vllm"], default="tgi", help="TGI's routes and shapes (default) or vLLM's (hfevol.testing.vllm_server)")
+    p.add_argument("--max-model-len", type=int, default=8192, help="vllm: the context length (prompt + max_tokens)")
     p.add_argument("--engine", choices=["echo", "model"], default="echo", help="echo (fast, deterministic) or model (the embedded SmolLM2)")
     p.add_argument("--latency", type=float, default=0.0, help="seconds each generation takes at least")
     p.add_argument("--capacity", type=int, default=None, help="generations served at once (default: unlimited)")
@@ -495,18 +506,27 @@ def main(argv: list[str] | None = None) -> int:
         engine = ModelEngine()
     else:
         engine = EchoEngine()
-    server = TGITestServer(
-        engine,
+    common: dict[str, Any] = dict(
         latency=args.latency,
         capacity=args.capacity,
-        max_concurrent_requests=args.max_concurrent_requests,
-        max_input_tokens=args.max_input_tokens,
-        max_total_tokens=args.max_total_tokens,
-        prefill_logprobs=args.prefill_logprobs,
         api_key=os.environ[args.api_key_env] if args.api_key_env else None,
         faults=FaultPlan(args.fault_rate, seed=args.seed),
         port=args.port,
     )
+    server: TGITestServer
+    if args.flavour == "vllm":
+        from .vllm_server import VLLMTestServer
+
+        server = VLLMTestServer(engine, max_model_len=args.max_model_len, **common)
+    else:
+        server = TGITestServer(
+            engine,
+            max_concurrent_requests=args.max_concurrent_requests,
+            max_input_tokens=args.max_input_tokens,
+            max_total_tokens=args.max_total_tokens,
+            prefill_logprobs=args.prefill_logprobs,
+            **common,
+        )
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     with server:
