@@ -24,9 +24,10 @@ PATIENT = RetryPolicy(max_attempts=2, max_total_seconds=600.0, timeout=240.0)
 """A real model on a shared CPU answers slowly; these tests are about values, not retries."""
 
 
-def test_chat_mode_is_refused_up_front():
-    with pytest.raises(ConfigError, match="mode='chat' is not yet supported through an endpoint"):
+def test_chat_mode_through_tgi_is_refused_up_front():
+    with pytest.raises(ConfigError, match="mode='chat' through an endpoint needs vLLM") as info:
         EndpointScore(endpoint="http://127.0.0.1:9", mode="chat")
+    assert "OpenAIBackend" in info.value.hint
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +184,30 @@ def test_vllm_token_mismatch_names_the_row(embedded, sample):
     with VLLMTestServer(_BosEngine()) as srv:
         with pytest.raises(TokenMismatchError, match=r"row 7: .* scored other tokens than its /tokenize gave"):
             asyncio.run(EndpointScore(endpoint=_vllm(srv.url)).acall(sample.select([0]).to_dict(), [7]))
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_chat_mode_through_vllm_matches_local_chat_scoring(engine, sample):
+    batch = sample.to_dict()
+    local = Score(model="embedded", device="cpu", dtype="float32", mode="chat")(batch, list(range(len(ROWS))))
+    with VLLMTestServer(engine) as srv:
+        score = EndpointScore(endpoint=OpenAIBackend(urls=srv.url, retry=PATIENT, tokenizer="embedded"), mode="chat")
+        remote = score(batch, list(range(len(ROWS))))
+        assert score.metadata()["tokenizer"] == "embedded" and score.metadata()["mode"] == "chat"
+    assert remote["score_status"] == local["score_status"] == ["ok"] * len(ROWS)
+    for column in ("tokens_q", "tokens_a_given_q", "tokens_a"):
+        assert remote[column] == local[column]
+    for column in ("loss_q", "loss_a_given_q", "loss_a", "ifd", "ic_ifd"):
+        for got, want in zip(remote[column], local[column]):
+            assert math.isclose(got, want, rel_tol=1e-4), (column, got, want)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_chat_mode_refuses_a_tokenizer_that_is_not_the_served_models(embedded, sample):
+    with VLLMTestServer(_ShortTokenizeEngine()) as srv:  # its /tokenize disagrees with the local tokenizer
+        score = EndpointScore(endpoint=OpenAIBackend(urls=srv.url, retry=PATIENT, tokenizer="embedded"), mode="chat")
+        with pytest.raises(ConfigError, match="is not the served model's tokenizer"):
+            score(sample.select([0]).to_dict(), [0])
+        assert len(srv.generations()) == 1  # the start-up check's request only: no row was sent

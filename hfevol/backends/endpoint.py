@@ -308,18 +308,30 @@ class EndpointBackend(Backend):
 
 
 def _load_template_tokenizer(name: str, route: str) -> Any:
+    return load_template_tokenizer(
+        name,
+        purpose=f"route {route!r}",
+        hint="pass tokenizer='embedded', a local model folder or a Hub id in the local cache; or use route='chat', where the server applies the template.",
+    )
+
+
+def load_template_tokenizer(name: str, *, purpose: str, hint: str) -> Any:
+    """The transformers tokenizer ``name`` (``"embedded"``, a folder, a cached Hub id), which must have a chat template.
+
+    Raises:
+        ConfigError: it cannot be loaded, or has no chat template; ``purpose`` says what needs it.
+    """
     from ..models.loading import resolve_model
 
-    hint = "pass tokenizer='embedded', a local model folder or a Hub id in the local cache; or use route='chat', where the server applies the template."
     try:
         from transformers import AutoTokenizer
 
         source, _ = resolve_model(name)
         tokenizer = AutoTokenizer.from_pretrained(source)
     except Exception as exc:
-        raise ConfigError(f"route {route!r} renders the chat template here, but tokenizer {name!r} cannot be loaded: {str(exc).splitlines()[0]}", hint=hint) from exc
+        raise ConfigError(f"{purpose} renders the chat template here, but tokenizer {name!r} cannot be loaded: {str(exc).splitlines()[0]}", hint=hint) from exc
     if not tokenizer.chat_template:
-        raise ConfigError(f"tokenizer {name!r} has no chat template, which route {route!r} needs", hint=hint)
+        raise ConfigError(f"tokenizer {name!r} has no chat template, which {purpose} needs", hint=hint)
     return tokenizer
 
 

@@ -26,8 +26,12 @@ tokenizer that adds a BOS token puts it at position 0 of both sequences, where i
 scored (as locally); SmolLM2 adds none, so L(Q) starts at the question's second token on
 both paths. The id check enforces that both paths agree.
 
-**Not yet supported:** ``mode="chat"`` (its pieces are tokenized one by one, which a text
-prompt cannot reproduce).
+**Chat mode** (``mode="chat"``) needs vLLM: its pieces are tokenized one by one, which a
+text prompt (TGI) cannot reproduce, but a token-id prompt can. The chat template and the
+tokenizer are loaded here (the backend's ``tokenizer``, or the served model id from the local
+cache), and the start-up check compares their ids with the server's ``/tokenize`` on a probe
+text and a rendered conversation, so that a different tokenizer is refused before any row.
+The ids of :func:`~hfevol.scoring.construction.chat_sequences` are then sent as they are.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from typing import Any
 from ..backends.openai import OpenAIBackend
 from ..backends.tgi import TGIBackend
 from ..errors import ConfigError, EndpointError, TokenMismatchError
-from .construction import conditioned_text, reference_sequences
+from .construction import TokenizerEncoder, chat_sequences, conditioned_text, reference_sequences
 from .losses import SpanLoss, TokenSequence
 from .transform import TRUNCATION_RULE, Batch, _fill, _RowScoring
 
@@ -104,8 +108,9 @@ class EndpointScore(_RowScoring):
     failed on the row after its retries; the reason says how).
 
     Raises:
-        ConfigError: ``mode="chat"``, or ``endpoint`` is not a URL, a TGIBackend or an
-            OpenAIBackend.
+        ConfigError: ``endpoint`` is not a URL, a TGIBackend or an OpenAIBackend;
+            ``mode="chat"`` with TGI; in chat mode, at start-up, a tokenizer that cannot be
+            loaded, has no chat template or is not the served model's.
         EndpointError: at start-up, before any row: the server is unreachable, refuses
             the token, has no ``/tokenize`` in the expected shape, or returns no prompt
             log-probabilities.
@@ -118,17 +123,17 @@ class EndpointScore(_RowScoring):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.mode != "reference":
-            raise ConfigError(
-                f"mode={self.mode!r} is not yet supported through an endpoint",
-                hint="use mode='reference', or score with the local model (Score).",
-            )
         if isinstance(self.endpoint, (str, list, tuple)) and self.endpoint:
             self.endpoint = TGIBackend(urls=self.endpoint)
         if not isinstance(self.endpoint, (TGIBackend, OpenAIBackend)):
             raise ConfigError(
                 f"endpoint={self.endpoint!r} must be a TGI server URL, a list of replica URLs, a TGIBackend or an OpenAIBackend (vLLM)",
                 hint="for vLLM pass OpenAIBackend(urls=...); a URL alone means TGI.",
+            )
+        if self.mode == "chat" and not isinstance(self.endpoint, OpenAIBackend):
+            raise ConfigError(
+                "mode='chat' through an endpoint needs vLLM (an OpenAIBackend): TGI reads a text prompt, which cannot reproduce the chat pieces' tokens",
+                hint="use mode='reference' with TGI, pass OpenAIBackend(urls=..., tokenizer=...) for vLLM, or score with the local model (Score).",
             )
 
     @property
@@ -163,7 +168,11 @@ class EndpointScore(_RowScoring):
                     hint=source.server_hint,
                 ) from exc
             await backend.aprompt_logprobs(CHECK_TEXT)  # raises, with what to change on the server, when there are none
-            self._served = backend.describe()
+            served = backend.describe()
+            if self.mode == "chat":
+                assert isinstance(backend, OpenAIBackend)
+                self._encoder = await _chat_encoder(backend, served["model"])
+            self._served = served
         return self._served
 
     def metadata(self) -> dict[str, Any]:
@@ -175,6 +184,7 @@ class EndpointScore(_RowScoring):
             "endpoint": served,
             "logprobs": self._source.label,
             "mode": self.mode,
+            **({"tokenizer": self._encoder.model_name} if self.mode == "chat" else {}),
             "ifd_form": self.ifd_form,
             "ic_ifd_form": self.ic_ifd_form,
             "max_length": self.max_length,
@@ -197,9 +207,12 @@ class EndpointScore(_RowScoring):
     async def _ascore(self, questions: list[str], answers: list[str], rows: list[int], out: Batch, indices: Sequence[int] | None) -> None:
         served = await self.acheck()
         backend, source = self.backend, self._source
-        texts = list(dict.fromkeys((*questions, *answers, *(conditioned_text(q, a) for q, a in zip(questions, answers)))))
-        ids = await asyncio.gather(*(backend.atokenize(text) for text in texts))
-        pairs = reference_sequences(_KnownIds(dict(zip(texts, ids))), questions, answers)
+        if self.mode == "chat":
+            pairs = chat_sequences(self._encoder, questions, answers)
+        else:
+            texts = list(dict.fromkeys((*questions, *answers, *(conditioned_text(q, a) for q, a in zip(questions, answers)))))
+            ids = await asyncio.gather(*(backend.atokenize(text) for text in texts))
+            pairs = reference_sequences(_KnownIds(dict(zip(texts, ids))), questions, answers)
         limit = served.get("server", {}).get(source.limit_field)
         limit = limit - source.reserved if isinstance(limit, int) else None
         bar = _progress(len(rows)) if self.progress else None
@@ -237,6 +250,28 @@ class EndpointScore(_RowScoring):
                 bar.close()
 
 
+async def _chat_encoder(backend: OpenAIBackend, served_model: str) -> TokenizerEncoder:
+    """The local tokenizer and chat template for ``mode="chat"``, checked against the server's ``/tokenize``."""
+    from ..backends.endpoint import load_template_tokenizer
+
+    name = backend.tokenizer or served_model
+    tokenizer = load_template_tokenizer(
+        name,
+        purpose="mode='chat' through an endpoint",
+        hint="pass the served model's tokenizer: OpenAIBackend(tokenizer='embedded', a local folder or a cached Hub id); CLI: --tokenizer.",
+    )
+    encoder = TokenizerEncoder(tokenizer, model_name=name)
+    conversation = encoder.render_chat([{"role": "user", "content": CHECK_TEXT}, {"role": "assistant", "content": CHECK_TEXT}], generation_prompt=False)
+    for text, special in ((CHECK_TEXT, True), (conversation, False)):
+        local = encoder.encode([text], special_tokens=special)[0]
+        if local != await backend.atokenize(text, special_tokens=special):
+            raise ConfigError(
+                f"tokenizer {name!r} gives other ids than the server's /tokenize for the same text, so it is not the served model's tokenizer",
+                hint="pass the served model's tokenizer (tokenizer=..., CLI: --tokenizer).",
+            )
+    return encoder
+
+
 @dataclass
 class _KnownIds:
     """An :class:`~hfevol.scoring.construction.Encoder` over ``/tokenize`` ids (with special tokens) fetched beforehand, concurrently."""
@@ -248,7 +283,7 @@ class _KnownIds:
         return [self.ids[text] for text in texts]
 
     def render_chat(self, messages: list[dict[str, str]], *, generation_prompt: bool) -> str:
-        raise ConfigError("mode='chat' is not yet supported through an endpoint")
+        raise AssertionError("reference mode renders no chat template")
 
 
 def _check_ids(sequence: TokenSequence, prefill: Prefill, *, row: int | str, url: str) -> None:
