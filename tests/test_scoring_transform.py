@@ -73,6 +73,24 @@ def test_bad_rows_get_a_status_and_a_reason_and_are_never_dropped(tiny_lm_dir):
     assert all(math.isnan(scored[i]["ic_ifd"]) for i in range(1, 5))
 
 
+def test_rows_whose_evolution_is_not_ok_are_skipped_and_kept(tiny_lm_dir):
+    # an evolve + respond output: eliminated rows have no instruction to score
+    ds = Dataset.from_dict(
+        {
+            "instruction": ["Say hi.", None, "Say no."],
+            "output": ["Hi!", None, "No."],
+            "evol_status": ["ok", "eliminated", "ok"],
+        }
+    )
+    scored = ds.map(Score(model=tiny_lm_dir, device="cpu"), batched=True)
+    assert scored["score_status"] == ["ok", "skipped", "ok"]
+    assert scored["score_reason"][1] == "not scored: evol_status is 'eliminated'" and math.isnan(scored["ic_ifd"][1])
+    # the gate is a setting: None scores every row (and the None instruction is then invalid input)
+    ungated = ds.map(Score(model=tiny_lm_dir, device="cpu", skip_unless=None), batched=True)
+    assert ungated["score_status"] == ["ok", "invalid_input", "ok"]
+    assert ungated["ic_ifd"][0] == scored["ic_ifd"][0]
+
+
 def test_non_string_values_are_marked_or_raised(tiny_lm_dir):
     batch = {"instruction": ["Fine.", 42], "output": ["Yes.", "Yes."]}
     out = Score(model=tiny_lm_dir, device="cpu")(batch)

@@ -117,7 +117,7 @@ def _print_summary(summary: dict[str, Any], seconds: float, score: Any, model_na
     if summary["truncated"]:
         print(f"   truncated      {summary['truncated']:>6}")
     if summary["reasons"]:
-        print("   undefined rows, by reason:")
+        print("   rows not ok, by reason:")
         for reason, n in list(summary["reasons"].items())[:8]:
             print(f"     {n:>5} × {reason}")
     if plot is not None:

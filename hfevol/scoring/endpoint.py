@@ -196,7 +196,7 @@ class EndpointScore(_RowScoring):
 
     async def acall(self, batch: Batch, indices: list[int] | None = None) -> Batch:
         """``__call__`` on the running event loop (for ``ds.map(score.acall, ...)`` and async code)."""
-        out, questions, answers, rows = self._prepare(*self._columns(batch), indices)
+        out, questions, answers, rows = self._prepare(*self._columns(batch), indices, self._gate(batch))
         if rows:
             await self._ascore(questions, answers, rows, out, indices)
         return out

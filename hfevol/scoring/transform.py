@@ -48,6 +48,9 @@ class _RowScoring:
     output_column: str = "output"
     max_length: int | None = None
     on_invalid: Literal["mark", "raise"] = "mark"
+    skip_unless: str | None = "evol_status"
+    """A status column (optional): rows where it exists and is not ``ok`` (eliminated or failed
+    evolutions, which have no answer) are not scored; they get ``score_status="skipped"``."""
     progress: bool = False
     """Show a progress bar over the work of each call (the CLI uses ``map``'s own bar)."""
 
@@ -69,7 +72,8 @@ class _RowScoring:
         self.__dict__.update(state)
 
     def __call__(self, batch: Batch, indices: list[int] | None = None) -> Batch:
-        return self.score_texts(*self._columns(batch), indices=indices)
+        instructions, outputs, inputs = self._columns(batch)
+        return self.score_texts(instructions, outputs, inputs, indices=indices, gate=self._gate(batch))
 
     def score_texts(
         self,
@@ -78,9 +82,13 @@ class _RowScoring:
         inputs: Sequence[Any] | None = None,
         *,
         indices: Sequence[int] | None = None,
+        gate: Sequence[Any] | None = None,
     ) -> Batch:
-        """Score parallel lists of texts; returns the output columns (see the class docstring)."""
-        out, questions, answers, rows = self._prepare(instructions, outputs, inputs, indices)
+        """Score parallel lists of texts; returns the output columns (see the class docstring).
+
+        ``gate`` holds each row's ``skip_unless`` status: rows where it is not ``ok`` are skipped.
+        """
+        out, questions, answers, rows = self._prepare(instructions, outputs, inputs, indices, gate)
         if rows:
             self._score(questions, answers, rows, out, indices)
         return out
@@ -97,8 +105,16 @@ class _RowScoring:
         inputs = batch[self.input_column] if self.input_column and self.input_column in batch else [None] * len(instructions)
         return instructions, batch[self.output_column], inputs
 
+    def _gate(self, batch: Batch) -> Sequence[Any] | None:
+        return batch[self.skip_unless] if self.skip_unless and self.skip_unless in batch else None
+
     def _prepare(
-        self, instructions: Sequence[Any], outputs: Sequence[Any], inputs: Sequence[Any] | None, indices: Sequence[int] | None
+        self,
+        instructions: Sequence[Any],
+        outputs: Sequence[Any],
+        inputs: Sequence[Any] | None,
+        indices: Sequence[int] | None,
+        gate: Sequence[Any] | None = None,
     ) -> tuple[Batch, list[str], list[str], list[int]]:
         """The output columns with the rows that cannot be scored filled in, and the questions and answers of the others."""
         n = len(instructions)
@@ -110,6 +126,9 @@ class _RowScoring:
         answers: list[str] = []
         rows: list[int] = []
         for j in range(n):
+            if gate is not None and gate[j] != "ok":
+                _fill(out, j, status="skipped", reason=f"not scored: {self.skip_unless} is {gate[j]!r}")
+                continue
             problem = self._row_problem(instructions[j], inputs[j], outputs[j])
             if problem is not None:
                 status, column, what = problem
@@ -172,6 +191,7 @@ class Score(_RowScoring):
         - ``input_column`` (default ``input``): optional context appended to the
           instruction; a missing column, None or "" means no input.
         - ``output_column`` (default ``output``): the answer.
+        - ``skip_unless`` (default ``evol_status``; optional): only ``ok`` rows are scored.
 
     Output columns (every input column is kept unchanged):
         - ``loss_q``, ``loss_a_given_q``, ``loss_a`` (float): mean token losses; NaN when undefined.
@@ -181,7 +201,9 @@ class Score(_RowScoring):
           (:data:`TRUNCATION_RULE`).
         - ``score_status`` (str): ``ok`` (both scores defined); ``undefined`` (a score is
           NaN: empty instruction or answer, no scored tokens, a zero loss);
-          ``invalid_input`` (a None or non-string value; nothing was scored).
+          ``invalid_input`` (a None or non-string value; nothing was scored);
+          ``skipped`` (the row's ``skip_unless`` status, ``evol_status`` by default, is not
+          ``ok``: an eliminated or failed evolution has no answer to score).
         - ``score_reason`` (str): why the status is not ``ok``; ``""`` when it is (never
           None, so that ``datasets`` can type the column from any batch).
 
