@@ -116,6 +116,11 @@ def test_near_duplicate_threshold_is_configurable():
         ("I'm ready to help. What can I assist you with today?", "answer"),
         ("I'm a helpful AI named SmolLM, and I'll do my best to help you with your request. How can I assist you in this case?", "answer"),
         ("Great, tell me more about the colour of the sky at sunset. How can I help you with it?", "offering help"),
+        ("What a great challenge to create. Please go ahead and provide the revised prompt. I'm here to help you craft it.", "offering help"),
+        # more real embedded-model replies: a GSM8K answer line, SQL, a statement with participle clauses
+        ("A water tank holds 500 litres and is 40% full, so it holds 200 litres.\n#### 200\n\nYour answer is too long.", "answer"),
+        ("INSERT INTO employees (name, salary) VALUES (0, 1000);", "code"),
+        ("The household can save power by turning off lights, using a smart thermostat, and using a solar panel.", "statement"),
     ],
 )
 def test_not_an_instruction(text, needle):
@@ -133,6 +138,8 @@ def test_not_an_instruction(text, needle):
         "Could you write a limerick about a cat who learns to code in Python",
         "Write a Python function `count_lines(path)` that ignores blank lines; it should also skip lines starting with #.",
         "I'm planning a garden for a shady yard: which five vegetables grow best with four hours of sun a day?",
+        "Using only the numbers in the input, compute their median and explain each step.",
+        "The table lists five cities, given in the input; rank them by population.",
     ],
 )
 def test_instructions_are_recognised(text):

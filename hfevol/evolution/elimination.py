@@ -33,13 +33,16 @@ The rules run in this order and the first that fires names the row:
     - the reply opens with answer chatter ("Sure", "Certainly", "Of course", "Answer:",
       "Solution:") or a sentence starting "The answer";
     - or the assistant speaks as itself: it opens with "I'm ready to help", "I'd be happy
-      to", "I'm a helpful AI", or offers help ("How can I assist you?") where the parent
-      did not;
-    - or its first line is code (``def``, ``import``, ``class``, ``#include``, a fence);
+      to", "I'm a helpful AI", or offers help anywhere ("How can I assist you?", "I'm here
+      to help", "go ahead and provide ...") where the parent did not;
+    - or it has a GSM8K-style answer line (``#### 42``);
+    - or its first line is code (``def``, ``import``, ``class``, ``#include``, a fence, an
+      SQL statement);
     - or, with fenced code removed, it has no sign of a request at all: no ``?``, no
       "please", no sentence that starts with a question word ("how", "what", "can", "is" ...),
       and no sentence or clause that starts with a request word (an imperative such as
-      "explain", "write", "calculate", or "you"/"your"/"given"; :data:`IMPERATIVES`).
+      "explain", "write", "calculate", or "you"/"your"/"given"; :data:`IMPERATIVES`; after a
+      comma, "using", "given", "suppose" and "assume" do not count).
 
     *Limits*: a task stated without a question mark or a listed verb is flagged ("A train
     travels 60 km in 45 minutes; its speed in km/h."); an answer that contains a question or
@@ -105,9 +108,17 @@ _ANSWER_OPENING = re.compile(
     r"|i(?:'d| would) (?:be happy|be glad|love) to\b|i'?m (?:a|an|your) (?:helpful |friendly )?(?:ai\b|assistant))",
     re.I,
 )
-_ASSISTANT_OFFER = re.compile(r"\bhow (?:can|may) i (?:help|assist) you\b|\bwhat can i (?:help|assist) you with\b", re.I)
-_ANSWER_SENTENCE = re.compile(r"(?:^|[.!?]\s+|\n\s*)the (?:final |correct )?answer\b", re.I)
-_CODE_FIRST_LINE = re.compile(r"^(?:```|def |class |import |from \S+ import |#include|function\s*\w*\(|public |SELECT |<\?|<html)", re.I)
+_ASSISTANT_OFFER = re.compile(
+    r"\bhow (?:can|may) i (?:help|assist) you\b|\bwhat can i (?:help|assist) you with\b"
+    r"|\bi'?m (?:here|ready) to help\b|\bgo ahead and (?:provide|share|send|give)\b",
+    re.I,
+)
+_ANSWER_SENTENCE = re.compile(r"(?:^|[.!?]\s+|\n\s*)the (?:final |correct )?answer\b|^\s*####", re.I | re.M)
+_CODE_FIRST_LINE = re.compile(
+    r"^(?:```|def |class |import |from \S+ import |#include|function\s*\w*\(|public |<\?|<html"
+    r"|SELECT |INSERT INTO |UPDATE \w+ SET |DELETE FROM |CREATE (?:TABLE|VIEW|INDEX) |WITH \w+ AS )",
+    re.I,
+)
 
 IMPERATIVES: frozenset[str] = frozenset(
     """
@@ -123,6 +134,9 @@ IMPERATIVES: frozenset[str] = frozenset(
     """.split()
 )
 """Words that mark a request at the start of a sentence or of a clause (imperatives, "you", "given")."""
+
+_CLAUSE_IMPERATIVES = IMPERATIVES - {"using", "given", "suppose", "assume"}
+"""After a comma these open a participle or a condition ("..., using a smart thermostat"), not a request."""
 
 QUESTION_WORDS: frozenset[str] = frozenset(
     "how what why when where which who whom whose can could would will should may might shall is are does do did".split()
@@ -275,7 +289,7 @@ def has_request(text: str) -> bool:
             return True
         for clause in _CLAUSE_SPLIT.split(sentence)[1:]:
             words = _words(_opening(clause))
-            if words and words[0] in IMPERATIVES:
+            if words and words[0] in _CLAUSE_IMPERATIVES:
                 return True
     return False
 
@@ -286,7 +300,7 @@ def _not_instruction(self: Elimination, text: str, parent: str) -> str | None:
     if m:
         return f"opens like an answer ({m.group(0)!r})"
     if _ANSWER_SENTENCE.search(text) and not _ANSWER_SENTENCE.search(parent):
-        return "states an answer ('the answer ...')"
+        return "states an answer ('the answer ...', or a '####' answer line)"
     m = _ASSISTANT_OFFER.search(text)
     if m and not _ASSISTANT_OFFER.search(parent):
         return f"the assistant offering help ({m.group(0)!r})"
