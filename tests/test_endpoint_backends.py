@@ -79,6 +79,22 @@ def test_token_is_sent_as_bearer(monkeypatch):
     assert all(r.ok for r in results)
 
 
+def test_the_hugging_face_token_goes_only_to_hugging_face_hosts(monkeypatch):
+    from hfevol.backends.endpoint import is_hf_host
+
+    monkeypatch.setenv("HF_TOKEN", "hf-key-9")
+    with TGITestServer(api_key="hf-key-9") as srv:  # a self-hosted server on 127.0.0.1
+        with pytest.raises(AuthenticationError) as info:
+            TGIBackend(urls=srv.url, retry=FAST).check()  # HF_TOKEN is not sent to it
+        assert "token_env" in info.value.hint
+        assert TGIBackend(urls=srv.url, retry=FAST, token_env="HF_TOKEN").generate(_requests(1))[0].ok  # unless asked
+    assert is_hf_host("https://abc123.us-east-1.aws.endpoints.huggingface.cloud")
+    assert is_hf_host("https://router.huggingface.co/v1") and is_hf_host("https://user-demo.hf.space")
+    assert not is_hf_host("http://127.0.0.1:8080") and not is_hf_host("https://evilhuggingface.co")
+    monkeypatch.setenv("HF_ENDPOINT", "https://hub.internal.example")
+    assert is_hf_host("https://hub.internal.example/api")
+
+
 def test_credentials_in_headers_or_urls_are_refused():
     with pytest.raises(ConfigError, match="token_env"):
         TGIBackend(urls="http://127.0.0.1:1", headers={"Authorization": "Bearer x"})
@@ -89,21 +105,21 @@ def test_credentials_in_headers_or_urls_are_refused():
 
 
 def test_bad_token_fails_at_start_without_retries(monkeypatch):
-    monkeypatch.setenv("HF_TOKEN", "hf_wrong_token_value")
+    monkeypatch.setenv("SERVER_KEY", "hf_wrong_token_value")
     with TGITestServer(api_key="right") as srv:
-        backend = TGIBackend(urls=srv.url, retry=FAST)
+        backend = TGIBackend(urls=srv.url, retry=FAST, token_env="SERVER_KEY")
         with pytest.raises(AuthenticationError) as info:
             backend.check()
-        assert "401" in str(info.value) and "HF_TOKEN" in str(info.value)
+        assert "401" in str(info.value) and "token_env" in str(info.value)
         assert "wrong_token" not in str(info.value)
         assert [r.route for r in srv.log if r.status == 401] == ["/tokenize"]  # one probe, no retry
         assert srv.generations(status=None) == []
 
 
 def test_bad_token_on_an_openai_server_stops_the_job_after_one_request(monkeypatch):
-    monkeypatch.setenv("HF_TOKEN", "hf_wrong")
+    monkeypatch.setenv("SERVER_KEY", "hf_wrong")
     with TGITestServer(api_key="right") as srv:  # /v1/models is open on TGI, so the first generation finds out
-        backend = OpenAIBackend(urls=srv.url, retry=FAST)
+        backend = OpenAIBackend(urls=srv.url, retry=FAST, token_env="SERVER_KEY")
         with pytest.raises(AuthenticationError):
             backend.generate(_requests(1))
         assert len(srv.generations(status=401)) == 1

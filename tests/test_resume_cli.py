@@ -115,7 +115,8 @@ def test_unreachable_endpoint_fails_before_any_work(tmp_path):
 def test_bad_token_is_one_clear_line_and_never_printed(tmp_path):
     seeds, out = _seed_file(tmp_path, 5), tmp_path / "out"
     with TGITestServer(api_key="the-right-key") as srv:
-        result = subprocess.run(_evolve_args(srv.url, seeds, out), capture_output=True, text=True, timeout=120, env={**os.environ, "HF_TOKEN": "hf_leaky_wrong_token"})
+        argv = _evolve_args(srv.url, seeds, out, "--token-env", "HF_TOKEN")  # a self-hosted server gets HF_TOKEN only when asked
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=120, env={**os.environ, "HF_TOKEN": "hf_leaky_wrong_token"})
         assert srv.generations(status=None) == []
     assert result.returncode == 2 and "HTTP 401" in result.stderr
     assert "leaky" not in result.stderr + result.stdout

@@ -69,8 +69,11 @@ class EndpointBackend(Backend):
         retry: attempts, time budget and per-attempt time-out (:class:`RetryPolicy`).
         headers: extra HTTP headers. Credentials do not belong here.
         token_env: name of the environment variable that holds the server's key. By
-            default the Hugging Face token is used (``HF_TOKEN`` or ``hf auth login``),
-            as huggingface_hub does. The token is never logged, described or cached.
+            default the Hugging Face token (``HF_TOKEN`` or ``hf auth login``) is sent, but
+            only when every URL is a Hugging Face host (Inference Endpoints, Spaces, the
+            Hub or ``HF_ENDPOINT``'s host): a self-hosted server gets no token unless
+            ``token_env`` names one (``token_env="HF_TOKEN"`` sends the Hugging Face token
+            there). The token is never logged, described or cached.
         model: model name sent in the request body; default: the id the server reports.
         tokenizer: for routes that render the chat template on the client
             (``generate``, ``completions``): ``"embedded"``, a local folder or a cached
@@ -166,6 +169,8 @@ class EndpointBackend(Backend):
             if not value:
                 raise ConfigError(f"environment variable {self.token_env} (token_env) is not set or empty")
             return value
+        if not all(is_hf_host(url) for url in self.urls):
+            return None  # the Hugging Face token is not for other servers
         from huggingface_hub import get_token
 
         return get_token()
@@ -305,6 +310,19 @@ class EndpointBackend(Backend):
     def _render(self, request: GenerationRequest) -> str:
         """The prompt of a raw-prompt route: the request's messages through the chat template."""
         return self._template.apply_chat_template(request.as_messages(), tokenize=False, add_generation_prompt=True)
+
+
+HF_HOST_SUFFIXES = ("huggingface.co", "hf.co", "huggingface.cloud", "hf.space")
+"""Hosts (and their subdomains) that receive the Hugging Face token by default."""
+
+
+def is_hf_host(url: str) -> bool:
+    """Whether ``url``'s host is a Hugging Face host (:data:`HF_HOST_SUFFIXES`, or ``HF_ENDPOINT``'s host)."""
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "").lower()
+    hub = (urlsplit(os.environ.get("HF_ENDPOINT", "")).hostname or "").lower()
+    return bool(host) and (host == hub or any(host == s or host.endswith("." + s) for s in HF_HOST_SUFFIXES))
 
 
 def _load_template_tokenizer(name: str, route: str) -> Any:

@@ -45,7 +45,10 @@ CHANNEL_SIZE = 16
 PROBE_INTERVAL = 5.0
 """Seconds between tries of an endpoint whose connections fail, while others are healthy."""
 
-_AUTH_HINT = "set HF_TOKEN (or run `hf auth login`), or name the variable that holds the server's key with token_env."
+_AUTH_HINT = (
+    "name the variable that holds the server's key with token_env (CLI: --token-env); "
+    "HF_TOKEN (or `hf auth login`) is sent by default only to Hugging Face hosts."
+)
 
 
 class EndpointStats:
