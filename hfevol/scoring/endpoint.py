@@ -189,7 +189,7 @@ class EndpointScore(_RowScoring):
             "ic_ifd_form": self.ic_ifd_form,
             "max_length": self.max_length,
             "truncation": TRUNCATION_RULE,
-            "columns": {"instruction": self.instruction_column, "input": self.input_column, "output": self.output_column},
+            "columns": {"instruction": self.instruction_column, "input": self.input_column, "output": self.output_column, "skip_unless": self.skip_unless},
         }
 
     # -- scoring -----------------------------------------------------------------------

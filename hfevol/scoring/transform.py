@@ -252,7 +252,7 @@ class Score(_RowScoring):
             "ic_ifd_form": self.ic_ifd_form,
             "max_length": self.effective_max_length(),
             "truncation": TRUNCATION_RULE,
-            "columns": {"instruction": self.instruction_column, "input": self.input_column, "output": self.output_column},
+            "columns": {"instruction": self.instruction_column, "input": self.input_column, "output": self.output_column, "skip_unless": self.skip_unless},
         }
 
     def _score(self, questions: list[str], answers: list[str], rows: list[int], out: Batch, indices: Sequence[int] | None) -> None:
