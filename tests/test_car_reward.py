@@ -133,3 +133,66 @@ def test_judge_reward_with_the_embedded_model() -> None:
 
     got = JudgeReward(backend=TransformersBackend(device="cpu")).score(["Name three primary colours."], ["Red, blue and yellow."])
     assert len(got) == 1 and (math.isnan(got[0]) or 1 <= got[0] <= 10)
+
+
+# -- the probability judge ------------------------------------------------------------------
+
+
+def test_expected_rating_by_hand() -> None:
+    from hfevol.car.judge_probs import expected_rating
+
+    never = -1e9
+    log_probs = [never] * 10
+    log_probs[1], log_probs[9] = math.log(0.25), math.log(0.75)  # ratings 2 and 10
+    assert expected_rating(log_probs) == pytest.approx(0.25 * 2 + 0.75 * 10)
+    assert expected_rating([-1000.0 - k for k in range(10)]) == pytest.approx(sum(k * math.exp(-(k - 1)) for k in range(1, 11)) / sum(math.exp(-(k - 1)) for k in range(1, 11)))
+
+
+def _reply_log_prob(model, tokenizer, user: str, reply: str) -> float:
+    """log P(reply + end-of-turn | the user turn), by a plain forward pass over the rendered chat (no BOS, as the construction)."""
+    import torch
+
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True)
+    full = tokenizer.apply_chat_template([{"role": "user", "content": user}, {"role": "assistant", "content": reply}], tokenize=False)
+    ids = tokenizer(full, add_special_tokens=False).input_ids
+    start = len(tokenizer(prompt, add_special_tokens=False).input_ids)
+    end = start + len(reply) + 1  # one token per character, then <|end|>
+    with torch.no_grad():
+        logp = model(torch.tensor([ids])).logits[0].float().log_softmax(-1)
+    return sum(logp[t - 1, ids[t]].item() for t in range(start, end))
+
+
+def test_probability_judge_matches_a_plain_computation(tmp_path: Path) -> None:
+    from _tiny_lm import save_tiny_model
+
+    from hfevol import prompts
+    from hfevol.car.judge_probs import ProbabilityJudgeReward, expected_rating
+    from hfevol.models import load_model
+
+    folder = str(save_tiny_model(tmp_path / "judge", context=1024))
+    pairs = (["Say hi.", "Add 2 and 3."], ["Hi!", "It is 5."])
+    judge = ProbabilityJudgeReward(model=folder, device="cpu", batch_size=7)  # batches cut across pairs
+    got = judge.score(*pairs)
+    loaded = load_model(folder, device="cpu")
+    for q, a, value in zip(*pairs, got):
+        user = prompts.render("car/judge", instruction=q, response=a)
+        want = expected_rating([_reply_log_prob(loaded.model, loaded.tokenizer, user, f"Rating: {k}") for k in range(1, 11)])
+        assert value == pytest.approx(want, rel=1e-5) and 1.0 <= value <= 10.0
+    assert judge.describe()["kind"] == "judge_probabilities"
+
+
+def test_probability_judge_gives_nan_for_a_pair_longer_than_its_context(tiny_lm_dir: str) -> None:
+    from hfevol.car.judge_probs import ProbabilityJudgeReward
+
+    assert math.isnan(ProbabilityJudgeReward(model=tiny_lm_dir, device="cpu").score(["Say hi."], ["Hi!"])[0])  # 256 tokens: the prompt alone is longer
+
+
+def test_probability_judge_needs_a_local_model() -> None:
+    import argparse
+
+    from hfevol.cli.car import reward_from
+
+    with pytest.raises(ConfigError, match="reads a local model's probabilities"):
+        reward_from(argparse.Namespace(reward="judge-probs:http://127.0.0.1:9", reward_head=None, batch_size=4))
+    with pytest.raises(ConfigError, match="batch_size"):
+        __import__("hfevol.car.judge_probs", fromlist=["x"]).ProbabilityJudgeReward(batch_size=0)

@@ -12,6 +12,8 @@ used; the CAR report records it.
 - :class:`JudgeReward`: any :class:`~hfevol.backends.Backend` rates each pair from 1 to 10
   with the prompt ``prompts/car/judge.jinja`` (greedy decoding). :func:`parse_rating`
   reads the reply.
+- :class:`~hfevol.car.judge_probs.ProbabilityJudgeReward` (in :mod:`.judge_probs`): the same
+  question to a local judge, read from its probabilities: the expected rating.
 """
 
 from __future__ import annotations

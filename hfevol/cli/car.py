@@ -18,8 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--student-template", default=None, metavar="NAME", help="format pairs with a named chat template ('plain') instead of the student's own")
     p.add_argument("--generator", action="append", required=True, metavar="[LABEL=]SPEC",
                    help="local:MODEL, embedded, embedded:gemma3-270m, http(s)://HOST (TGI), openai+http(s)://HOST/v1, or column:NAME; repeat")
-    p.add_argument("--reward", required=True, metavar="MODEL | judge:SPEC",
-                   help="a sequence-classification reward model (folder or cached Hub id), or judge: followed by a generator spec (judge:embedded)")
+    p.add_argument("--reward", required=True, metavar="MODEL | judge:SPEC | judge-probs:SPEC",
+                   help="a sequence-classification reward model (folder or cached Hub id); judge: followed by a generator spec "
+                        "(judge:embedded), which rates each pair in words; or judge-probs: and a local model, whose expected rating is read from its probabilities")
     p.add_argument("--reward-head", type=int, default=None, help="which output of a multi-output reward model is the reward (counted from 0)")
     p.add_argument("--dataset", default=BUILTIN_SAMPLE, help=f"instructions (and existing response columns): a file, a folder, a Hub id, or {BUILTIN_SAMPLE!r}")
     p.add_argument("--split", default="train")
@@ -67,6 +68,13 @@ def reward_from(args: argparse.Namespace):  # noqa: ANN201 - a Reward
     from ..car.generators import backend_for, parse_generator
     from ..car.reward import ClassifierReward, JudgeReward
 
+    if args.reward.startswith("judge-probs:"):
+        from ..car.judge_probs import ProbabilityJudgeReward
+
+        spec = parse_generator(args.reward.removeprefix("judge-probs:"))
+        if spec.kind != "local":
+            raise ConfigError(f"--reward {args.reward!r}: the probability judge reads a local model's probabilities", hint="give a local model (judge-probs:embedded, judge-probs:local:PATH), or use judge:URL for an endpoint.")
+        return ProbabilityJudgeReward(model=spec.target, batch_size=args.batch_size)
     if args.reward.startswith("judge:"):
         spec = parse_generator(args.reward.removeprefix("judge:"))
         if spec.kind == "column":
