@@ -1,7 +1,7 @@
 """Teacher selection with CAR: which response generator suits this student?
 
 - :mod:`.generators`: several generators answer the same instructions (Generator-Zoo layout);
-- :mod:`.reward`: a classifier reward model or an LLM judge scores each pair;
+- :mod:`.reward`: a classifier reward model or an LLM judge scores each pair; :mod:`.judge_probs`: a judge read from its probabilities;
 - :mod:`.compatibility`: the student's loss on each generator's responses;
 - :mod:`.metrics`: CAR, the baselines, Spearman ρ and the β fit;
 - :mod:`.compare`: all of it for one dataset; :mod:`.report`: the table, CSV, Markdown, chart.
