@@ -80,3 +80,14 @@ def test_overload_beyond_max_concurrent_requests():
     statuses = sorted(r.status_code for r in codes)
     assert statuses == [200, 200, 429, 429]
     assert {r.json()["error_type"] for r in codes if r.status_code == 429} == {"overloaded"}
+
+
+def test_a_queued_empty_completion_waits_for_a_request_that_generates(srv):
+    from hfevol.testing import Fault
+
+    srv.faults.add(Fault("empty"))
+    refused = httpx2.post(srv.url + "/generate", json={"inputs": "word " * 60, "parameters": {"max_new_tokens": 3}})
+    assert refused.status_code == 422  # longer than max_input_tokens: nothing generated, so nothing to empty
+    answered = httpx2.post(srv.url + "/generate", json={"inputs": "one two", "parameters": {"max_new_tokens": 3}}).json()
+    assert answered["generated_text"] == ""
+    assert [r.fault for r in srv.generations(status=None)] == [None, "empty"]

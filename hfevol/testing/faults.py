@@ -43,6 +43,9 @@ INCOMPLETE = Fault("status", 500, {"error": "Incomplete generation", "error_type
 DROP = Fault("drop")
 MALFORMED = Fault("malformed")
 
+BODY_FAULTS: frozenset[str] = frozenset({"malformed", "empty", "truncated"})
+"""Fault kinds that spoil a generated answer; a request refused before generating keeps none of them."""
+
 RETRYABLE_MIX: tuple[Fault, ...] = (OVERLOADED, RATE_LIMITED, UNAVAILABLE, INCOMPLETE, DROP, MALFORMED)
 """The mix used for "a fraction of requests fail at random with retryable errors"."""
 
@@ -69,6 +72,11 @@ class FaultPlan:
         with self._lock:
             self._queue.extend([(fault, route)] * times)
         return self
+
+    def requeue(self, fault: Fault) -> None:
+        """Put ``fault`` back at the front of the queue: it met a request that it could not spoil."""
+        with self._lock:
+            self._queue.appendleft((fault, None))
 
     def clear(self) -> None:
         with self._lock:

@@ -43,7 +43,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from .engines import EchoEngine, Engine, Generation
-from .faults import Fault, FaultPlan
+from .faults import BODY_FAULTS, Fault, FaultPlan
 
 POST_ROUTES = frozenset({"/", "/generate", "/v1/chat/completions", "/v1/completions", "/tokenize"})
 """TGI's routes that take a body (streaming is not served); like TGI's ``--api-key``, the key guards exactly these."""
@@ -430,27 +430,32 @@ def _make_handler(app: TGITestServer) -> type[BaseHTTPRequestHandler]:
                 self._send(401, None)
                 return
             fault = app.faults.pick(route)
-            status, write = self._answer(route, body, fault)
+            status, write, fault = self._answer(route, body, fault)
             # Logged before the answer leaves, so that a client that has its answer always finds it in the log.
             app._append("POST", route, body, status, fault.label if fault is not None else None, started)
             write()
 
-        def _answer(self, route: str, body: Any, fault: Fault | None) -> tuple[int, Callable[[], None]]:
-            """The status to send (0: drop the connection) and the function that sends it."""
+        def _answer(self, route: str, body: Any, fault: Fault | None) -> tuple[int, Callable[[], None], Fault | None]:
+            """The status to send (0: drop the connection), the function that sends it, and the fault applied."""
             if fault is not None and fault.kind == "delay":
                 time.sleep(fault.seconds)
             if fault is not None and fault.kind == "drop":
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 self.close_connection = True
-                return 0, lambda: None
+                return 0, lambda: None, fault
             if fault is not None and fault.kind == "status":
-                return fault.status, lambda: self._send(fault.status, fault.body, {"Retry-After": fault.retry_after} if fault.retry_after else {})
+                return fault.status, lambda: self._send(fault.status, fault.body, {"Retry-After": fault.retry_after} if fault.retry_after else {}), fault
             status, payload = app.handle_post(route, body, fault)
+            if status != 200 and fault is not None and fault.kind in BODY_FAULTS:
+                # a refused request (a prompt too long, say) generates nothing to spoil: the
+                # fault waits for the next request, so a queued fault always lands on an answer
+                app.faults.requeue(fault)
+                fault = None
             if status == 200 and fault is not None and fault.kind == "malformed":
-                return 200, lambda: self._send_raw(200, b'{"generated_text": "cut sh', "application/json")
+                return 200, lambda: self._send_raw(200, b'{"generated_text": "cut sh', "application/json"), fault
             if status == 200 and fault is not None and fault.kind == "truncated":
-                return 200, lambda: self._send_truncated(payload)
-            return status, lambda: self._send(status, payload)
+                return 200, lambda: self._send_truncated(payload), fault
+            return status, lambda: self._send(status, payload), fault
 
         def _send_truncated(self, payload: Any) -> None:
             data = json.dumps(payload).encode()
