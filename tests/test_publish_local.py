@@ -157,3 +157,12 @@ def test_card_metadata_and_sections_follow_the_data(tmp_path):
     body = render_card(read_source(bare), CardOptions(), repo_id=None, version="v1", earlier=[], plots={}).text
     assert "## Scores" not in body and "## Compatibility-adjusted reward" not in body and "![" not in body
     assert 'load_dataset("path/to/this/folder")' in body and "revision=" not in body.split("## How the data was made")[0]
+
+
+def test_streamed_file_ids_match_git_and_sha256(tmp_path):
+    from hfevol.publish.target import file_blob_id, file_sha256
+
+    path = tmp_path / "big.bin"
+    path.write_bytes(bytes(range(256)) * 9000)  # over two read blocks
+    assert file_blob_id(path) == subprocess.run(["git", "hash-object", str(path)], capture_output=True, text=True, check=True).stdout.strip()
+    assert file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()

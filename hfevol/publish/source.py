@@ -90,13 +90,9 @@ def content_name(rel: Path, path: Path) -> str:
     names ``load_dataset(<folder>)`` would serve the previous release's rows after a
     re-publish. Identical content keeps its name, so an unchanged re-publish stays unchanged.
     """
-    import hashlib
+    from .target import file_sha256
 
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return rel.with_name(f"{rel.stem}-{digest.hexdigest()[:12]}{rel.suffix}").as_posix()
+    return rel.with_name(f"{rel.stem}-{file_sha256(path)[:12]}{rel.suffix}").as_posix()
 
 
 def natural_key(text: str) -> list[Any]:

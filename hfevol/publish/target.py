@@ -19,6 +19,23 @@ def git_blob_id(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's content, read in blocks (data files can be large)."""
+    return _stream(hashlib.sha256(), path)
+
+
+def file_blob_id(path: Path) -> str:
+    """:func:`git_blob_id` of a file, read in blocks."""
+    return _stream(hashlib.sha1(b"blob %d\0" % path.stat().st_size), path)
+
+
+def _stream(digest: "hashlib._Hash", path: Path) -> str:
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 @dataclass(frozen=True)
 class Release:
     """One version of a dataset: a tag and the commit it points at."""
@@ -39,10 +56,9 @@ class RemoteFile:
     """Content sha256, for LFS files."""
 
     def matches(self, local: Path) -> bool:
-        data = local.read_bytes()
         if self.sha256 is not None:
-            return self.sha256 == hashlib.sha256(data).hexdigest()
-        return self.oid == git_blob_id(data)
+            return self.sha256 == file_sha256(local)
+        return self.oid == file_blob_id(local)
 
 
 @dataclass
