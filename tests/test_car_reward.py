@@ -190,9 +190,10 @@ def test_probability_judge_gives_nan_for_a_pair_longer_than_its_context(tiny_lm_
 def test_probability_judge_needs_a_local_model() -> None:
     import argparse
 
+    from hfevol.car.judge_probs import ProbabilityJudgeReward
     from hfevol.cli.car import reward_from
 
     with pytest.raises(ConfigError, match="reads a local model's probabilities"):
         reward_from(argparse.Namespace(reward="judge-probs:http://127.0.0.1:9", reward_head=None, batch_size=4))
     with pytest.raises(ConfigError, match="batch_size"):
-        __import__("hfevol.car.judge_probs", fromlist=["x"]).ProbabilityJudgeReward(batch_size=0)
+        ProbabilityJudgeReward(batch_size=0)

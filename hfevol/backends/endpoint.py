@@ -222,7 +222,11 @@ class EndpointBackend(Backend):
             limits.append(min(self.max_in_flight, server_limit) if isinstance(server_limit, int) and server_limit > 0 else self.max_in_flight)
         served = {"model": found[0]["model"], "revision": found[0].get("revision"), "limits": limits, "server": found[0].get("server", {})}
         if self.route in self.CLIENT_TEMPLATE_ROUTES:
-            self._template = _load_template_tokenizer(self.tokenizer or served["model"], self.route)
+            self._template = load_template_tokenizer(
+                self.tokenizer or served["model"],
+                purpose=f"route {self.route!r}",
+                hint="pass tokenizer='embedded', a local model folder or a Hub id in the local cache; or use route='chat', where the server applies the template.",
+            )
         with self._lock:
             self._served = served
 
@@ -323,14 +327,6 @@ def is_hf_host(url: str) -> bool:
     host = (urlsplit(url).hostname or "").lower()
     hub = (urlsplit(os.environ.get("HF_ENDPOINT", "")).hostname or "").lower()
     return bool(host) and (host == hub or any(host == s or host.endswith("." + s) for s in HF_HOST_SUFFIXES))
-
-
-def _load_template_tokenizer(name: str, route: str) -> Any:
-    return load_template_tokenizer(
-        name,
-        purpose=f"route {route!r}",
-        hint="pass tokenizer='embedded', a local model folder or a Hub id in the local cache; or use route='chat', where the server applies the template.",
-    )
 
 
 def load_template_tokenizer(name: str, *, purpose: str, hint: str) -> Any:
