@@ -21,6 +21,7 @@ also derives from the matching builtin, so ``except ValueError`` keeps working::
     │   │   └── AuthenticationError (PermissionError)        the server refused the token: never retried
     │   └── TokenMismatchError (ValueError)   a server scored other tokens than its /tokenize gave
     ├── CacheError                            the request cache file cannot be used
+    ├── LockedError                           another command holds the folder's lock
     ├── PublishError                          a release could not be made
     │   ├── MissingTokenError (PermissionError)   no Hub token in the environment or login
     │   ├── ReleaseExistsError (FileExistsError)  the version is already released
@@ -163,6 +164,12 @@ class TokenMismatchError(BackendError, ValueError):
 
 class CacheError(HfevolError):
     """The request cache file exists but cannot be used (not SQLite, or written by an incompatible version)."""
+
+
+class LockedError(HfevolError):
+    """Another hfevol command holds the lock of a folder this command writes (see :mod:`hfevol.locks`)."""
+
+
 class NotHfevolOutputError(DataError):
     """A folder given to ``publish`` lacks ``hfevol_run.json`` or ``data/*.parquet``."""
 
