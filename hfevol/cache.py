@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .backends.base import Backend, GenerationRequest, GenerationResult
-from .errors import CacheError
+from .errors import CacheError, OutputError
 
 SCHEMA_VERSION = "1"
 
@@ -82,8 +82,18 @@ class RequestCache:
         self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        """Run one statement; a full disk or an unwritable file becomes a one-line :class:`OutputError`."""
+        try:
+            return self._conn().execute(sql, params)
+        except sqlite3.OperationalError as exc:
+            raise OutputError(
+                f"the request cache {self.path} cannot be used: {exc}",
+                hint="free some disk space (or give --cache another place) and run the command again: every answer stored so far is kept.",
+            ) from exc
+
     def get(self, key: str) -> GenerationResult | None:
-        row = self._conn().execute("SELECT result FROM results WHERE key = ?", (key,)).fetchone()
+        row = self._execute("SELECT result FROM results WHERE key = ?", (key,)).fetchone()
         return _result_from_json(row[0]) if row else None
 
     def get_many(self, keys: Sequence[str]) -> dict[str, GenerationResult]:
@@ -92,22 +102,22 @@ class RequestCache:
         for start in range(0, len(unique), 500):  # SQLite's limit on bound parameters
             chunk = unique[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for key, result in self._conn().execute(f"SELECT key, result FROM results WHERE key IN ({marks})", chunk):
+            for key, result in self._execute(f"SELECT key, result FROM results WHERE key IN ({marks})", chunk):
                 found[key] = _result_from_json(result)
         return found
 
     def put(self, key: str, request: GenerationRequest, result: GenerationResult) -> None:
-        self._conn().execute(
+        self._execute(
             "INSERT OR REPLACE INTO results (key, request, result, created) VALUES (?, ?, ?, ?)",
             (key, json.dumps(request_record(request), ensure_ascii=False), json.dumps(dataclasses.asdict(result), ensure_ascii=False), time.time()),
         )
 
     def __len__(self) -> int:
-        return int(self._conn().execute("SELECT COUNT(*) FROM results").fetchone()[0])
+        return int(self._execute("SELECT COUNT(*) FROM results").fetchone()[0])
 
     def requests(self) -> list[dict[str, Any]]:
         """Every stored request (messages, params, seed), for inspection."""
-        return [json.loads(r) for (r,) in self._conn().execute("SELECT request FROM results ORDER BY created")]
+        return [json.loads(r) for (r,) in self._execute("SELECT request FROM results ORDER BY created")]
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -22,6 +22,7 @@ also derives from the matching builtin, so ``except ValueError`` keeps working::
     │   └── TokenMismatchError (ValueError)   a server scored other tokens than its /tokenize gave
     ├── CacheError                            the request cache file cannot be used
     ├── LockedError                           another command holds the folder's lock
+    ├── OutputError (OSError)                 an output folder cannot be written (not a folder, read-only, full disk)
     ├── PublishError                          a release could not be made
     │   ├── MissingTokenError (PermissionError)   no Hub token in the environment or login
     │   ├── ReleaseExistsError (FileExistsError)  the version is already released
@@ -168,6 +169,10 @@ class CacheError(HfevolError):
 
 class LockedError(HfevolError):
     """Another hfevol command holds the lock of a folder this command writes (see :mod:`hfevol.locks`)."""
+
+
+class OutputError(HfevolError, OSError):
+    """An output folder or the request cache cannot be written: not a folder, read-only, or the disk is full."""
 
 
 class NotHfevolOutputError(DataError):

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .errors import DataError, DatasetNotFoundError, EmptyDatasetError
 from .paths import package_file
 
 if TYPE_CHECKING:
-    from datasets import Dataset
+    from datasets import Dataset, DatasetDict
 
 logger = logging.getLogger(__name__)
 
@@ -126,48 +127,61 @@ def _pick_split(loaded: Any, split: str, source: str) -> "Dataset":
     return loaded
 
 
-def write_output(ds: "Dataset", out_dir: str | Path, run: dict[str, Any], *, split: str = "train") -> Path:
+def write_output(
+    ds: "Dataset | Mapping[str, Dataset]",
+    out_dir: str | Path,
+    run: dict[str, Any],
+    *,
+    split: str = "train",
+    extra: Callable[[Path], Any] | None = None,
+) -> Path:
     """Write ``ds`` into ``out_dir`` with the run record (``hfevol_run.json``) beside it.
 
     Without a ``round`` column: ``<out>/data/<split>.parquet``. With one (the output of
     :func:`hfevol.evolve_rounds`): one folder per round, ``<out>/data/round_<r>/<split>.parquet``,
     all with the same schema. ``load_dataset(out, split="train")`` then reads every round and
     ``load_dataset(out, data_dir="data/round_2", split="train")`` one round; a release made by
-    ``hfevol publish`` names each folder as a config (``round_2``).
+    ``hfevol publish`` names each folder as a config (``round_2``). A mapping of config names
+    to datasets (a ``DatasetDict``) is written one folder per config in the same way.
 
     No ``README.md`` with ``configs`` is written on purpose: for a local folder, ``datasets``
     (5.2) keys its cache on the configs' *patterns*, so a re-run into the same folder, or
     another output folder with the same name, would load the first one's cached rows.
 
-    Files are written to a temporary name and renamed, so an interrupted write never leaves
-    half a file; parquet files of an earlier run's layout in the same folder are removed.
-    Returns the folder.
-    """
-    out = Path(out_dir)
-    data_dir = out / "data"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    if "round" in ds.column_names:
-        from .evolution.rounds import split_rounds
+    The whole output (data files, record, and whatever ``extra`` writes into the folder it
+    is given, such as a plot) is written into a hidden folder beside ``out_dir`` and swapped
+    in (:func:`hfevol.output_folder.staged`): a reader sees the previous output or this one,
+    never a mix, and a failure leaves the previous output as it was. Other entries of an
+    existing folder (the request cache in ``.hfevol-cache``) are kept. Returns the folder.
 
-        for config, part in split_rounds(ds).items():
-            written.append(_write_parquet(part, data_dir / config / f"{split}.parquet"))
-    else:
-        written.append(_write_parquet(ds, data_dir / f"{split}.parquet"))
-    for stale in sorted(data_dir.glob("*.parquet")) + sorted(data_dir.glob("round_*/*.parquet")):
-        if stale not in written:
-            logger.info("removing %s, left by an earlier run in the same folder", stale)
-            stale.unlink()
-    for folder in data_dir.glob("round_*"):
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
-    (out / RUN_FILE).write_text(json.dumps(run, indent=2, ensure_ascii=False, default=str) + "\n")
+    Raises:
+        OutputError: the folder cannot be written (full disk, read-only mount...).
+        LockedError: another process is writing the same folder.
+    """
+    from .output_folder import staged
+
+    parts = round_configs(ds) if not isinstance(ds, Mapping) else ds
+    out = Path(out_dir)
+    with staged(out) as staging:
+        for config, part in ({"": ds} if parts is None else parts).items():
+            target = staging / "data" / config / f"{split}.parquet"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            part.to_parquet(str(target))
+        (staging / RUN_FILE).write_text(json.dumps(run, indent=2, ensure_ascii=False, default=str) + "\n")
+        if extra is not None:
+            extra(staging)
     return out
 
 
-def _write_parquet(ds: "Dataset", target: Path) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".parquet.tmp")
-    ds.to_parquet(str(tmp))
-    tmp.replace(target)
-    return target
+def round_configs(ds: "Dataset") -> "DatasetDict | None":
+    """One dataset per value of the ``round`` column, named ``round_1``, ``round_2`` ... (None without that column)."""
+    from datasets import DatasetDict
+
+    if "round" not in ds.column_names:
+        return None
+    numbers = sorted(set(ds["round"]))
+    return DatasetDict({f"round_{r}": ds.filter(_in_round, input_columns=["round"], batched=True, fn_kwargs={"number": r}) for r in numbers})
+
+
+def _in_round(rounds: list[int], number: int) -> list[bool]:
+    return [r == number for r in rounds]

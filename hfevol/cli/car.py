@@ -10,6 +10,8 @@ from pathlib import Path
 
 from ..errors import ConfigError, DataError, DatasetNotFoundError
 from ..io import BUILTIN_SAMPLE, load_rows
+from ..output_folder import output_errors
+from ._claim import writes_output
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -83,6 +85,7 @@ def reward_from(args: argparse.Namespace):  # noqa: ANN201 - a Reward
     return ClassifierReward(model=args.reward, reward_head=args.reward_head, batch_size=args.batch_size)
 
 
+@writes_output()
 def run(args: argparse.Namespace) -> int:
     from ..backends.base import SamplingParams
     from ..car import report
@@ -108,11 +111,13 @@ def run(args: argparse.Namespace) -> int:
     sampling = SamplingParams(temperature=0.0, top_p=1.0, max_new_tokens=args.max_new_tokens)
     ds = generate_responses(ds, specs, sampling=sampling, seed=args.seed, batch_size=args.batch_size, instruction_column=args.instruction_column)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ds.to_json(out / "responses.jsonl")  # the Generator-Zoo table: work done is kept even if scoring fails
+    with output_errors(out):
+        out.mkdir(parents=True, exist_ok=True)
+        ds.to_json(out / "responses.jsonl")  # the Generator-Zoo table: work done is kept even if scoring fails
     result = compare(ds, specs, reward, student, beta=args.beta, loss_averaging=args.loss_averaging, negative_rewards=args.negative_rewards,
                      scores=scores or None, fit=not args.no_fit, allow_missing=args.allow_missing, instruction_column=args.instruction_column)
-    paths = report.write(result, out)
+    with output_errors(out):
+        paths = report.write(result, out)
     print()
     print(report.markdown(result))
     print(f"== car: {len(specs)} generators, {len(result.coverage.rows)} rows, {time.perf_counter() - started:.1f} s; recommended: {result.table.best}")

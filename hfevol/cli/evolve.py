@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError, EmptyDatasetError
 from ..evolution import ALL_OPERATIONS, BREADTH_OPERATION, AutoEvolInstruct, Elimination, EvolInstruct, Evolver
 from ..io import BUILTIN_SAMPLE, load_rows, write_output
+from ._claim import writes_output
 from ._options import (
     add_endpoint_options,
     add_format_options,
@@ -75,6 +76,7 @@ def load_seeds(args: argparse.Namespace) -> "Dataset":
     return to_alpaca(ds, mapping_from(args), format=args.format)
 
 
+@writes_output()
 def run(args: argparse.Namespace) -> int:
     from .. import __version__
     from ..evolution.rounds import evolve_rounds, round_report

@@ -31,8 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..output_folder import check_writable
     from ..publish.card import CardOptions
-    from ..publish.release import publish, publish_from
+    from ..publish.release import default_local_dir, publish, publish_from
 
     if args.from_dir:
         if args.folder or args.local_dir:
@@ -44,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         if not args.folder:
             raise ConfigError("give the output folder to publish (or --from RELEASE_DIR)")
+        if args.local_dir or not args.repo:  # a local release: its folder is checked before any work
+            check_writable(args.local_dir or default_local_dir(args.folder), option="--local-dir")
         options = CardOptions(license=args.license, language=args.language, pretty_name=args.pretty_name)
         result = publish(args.folder, args.repo, version=args.release, private=args.private, create_pr=args.create_pr, force=args.force,
                          local_dir=args.local_dir, branch=args.branch, message=args.message, card=options)  # fmt: skip

@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..io import RUN_FILE, write_output
+from ._claim import writes_output
 from ._options import (
     add_endpoint_options,
     add_format_options,
@@ -40,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+@writes_output()
 def run(args: argparse.Namespace) -> int:
     from .. import __version__
     from ..formats import add_messages

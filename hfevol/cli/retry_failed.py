@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, DatasetNotFoundError
 from ..io import RUN_FILE
+from ._claim import writes_output
 from ._options import add_endpoint_options
 
 # Options of this command that replace the stored ones when given (their parser defaults are None/False here).
@@ -42,6 +43,7 @@ def _failed_rows(out: Path, status_column: str) -> int:
     return sum(1 for s in datasets.Dataset.from_parquet(files)[status_column] if s == "failed") if files else 0
 
 
+@writes_output(option="the output folder")
 def run(args: argparse.Namespace) -> int:
     import datasets
 

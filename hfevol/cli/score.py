@@ -14,6 +14,7 @@ from ..io import BUILTIN_SAMPLE, load_rows, write_output
 from ..scoring.construction import MODES
 from ..scoring.ifd import IC_IFD_FORMS, IFD_FORMS
 from ..validation import require_columns
+from ._claim import writes_output
 from ._options import add_endpoint_options, add_model_options, backend_from
 
 HISTOGRAM_FILE = "ic_ifd_histogram.png"
@@ -37,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run, batch_size=16)
 
 
+@writes_output()
 def run(args: argparse.Namespace) -> int:
     from ..scoring.plot import histogram_png
 
@@ -56,13 +58,18 @@ def run(args: argparse.Namespace) -> int:
     summary = _summary(rows)
     out = Path(args.out)
     run_record = {"hfevol_version": __import__("hfevol").__version__, "source": args.dataset, "rows": len(scored), "stages": [score.metadata()], "summary": summary}
-    write_output(scored, out, run_record)
-    plot = histogram_png(
-        [r["ic_ifd"] for r in rows],
-        out / HISTOGRAM_FILE,
-        label=f"IC-IFD ({args.ic_ifd_form})",
-        title=f"IC-IFD of {len(rows)} rows, scored by {model_name}",
-    )
+    drawn: list[Path | None] = []
+
+    def draw(folder: Path) -> None:  # into the new output, before it is swapped in
+        drawn.append(histogram_png(
+            [r["ic_ifd"] for r in rows],
+            folder / HISTOGRAM_FILE,
+            label=f"IC-IFD ({args.ic_ifd_form})",
+            title=f"IC-IFD of {len(rows)} rows, scored by {model_name}",
+        ))  # fmt: skip
+
+    write_output(scored, out, run_record, extra=draw)
+    plot = out / HISTOGRAM_FILE if drawn[0] is not None else None
     _print_summary(summary, seconds, score, model_name, out, plot)
     return 0
 

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from ..io import load_rows, write_output
+from ._claim import writes_output
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+@writes_output()
 def run(args: argparse.Namespace) -> int:
     from ..scoring.select import select
 

@@ -103,12 +103,13 @@ def evolve_rounds(
 
 
 def split_rounds(ds: "Dataset") -> "DatasetDict":
-    """One dataset per round, named ``round_1``, ``round_2`` ... (the output folder's configs)."""
-    from datasets import DatasetDict
+    """One dataset per round, named ``round_1``, ``round_2`` ... (the output folder's configs, see :func:`hfevol.io.round_configs`)."""
+    from ..io import round_configs
 
     require_columns(ds.column_names, "round")
-    numbers = sorted(set(ds["round"]))
-    return DatasetDict({f"round_{r}": ds.filter(_in_round, input_columns=["round"], batched=True, fn_kwargs={"number": r}) for r in numbers})
+    parts = round_configs(ds)
+    assert parts is not None
+    return parts
 
 
 def round_report(ds: "Dataset", status_column: str = "evol_status") -> dict[str, Any]:
@@ -188,7 +189,3 @@ def _finish_round(batch: Batch, round_number: int, column: str, eliminate: bool)
 
 def _is_ok(status: list[str]) -> list[bool]:
     return [s == "ok" for s in status]
-
-
-def _in_round(rounds: list[int], number: int) -> list[bool]:
-    return [r == number for r in rounds]
