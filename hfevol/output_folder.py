@@ -30,7 +30,8 @@ from .locks import exclusive_lock
 
 
 def _absolute(path: str | os.PathLike[str]) -> Path:
-    return Path(os.path.abspath(Path(path).expanduser()))
+    """The real path (symlinks resolved), so that the staging folder lands beside the real folder."""
+    return Path(os.path.realpath(Path(path).expanduser()))
 
 
 def _staging(out: Path) -> Path:
@@ -160,7 +161,19 @@ def _swap(staging: Path, out: Path) -> None:
         out.rename(backup)
     staging.rename(out)
     manifest.unlink()
+    _follow_cwd(backup, out)
     shutil.rmtree(backup, ignore_errors=True)
+
+
+def _follow_cwd(backup: Path, out: Path) -> None:
+    """A process working inside the old folder moves to the same place in the new one (the old one is deleted)."""
+    try:
+        cwd = Path(os.getcwd())
+    except FileNotFoundError:
+        return
+    if cwd.is_relative_to(backup):
+        target = out / cwd.relative_to(backup)
+        os.chdir(target if target.is_dir() else out)
 
 
 def recover(folder: str | os.PathLike[str]) -> None:

@@ -295,3 +295,17 @@ def test_a_request_cache_outside_out_is_locked_too(tmp_path):
         assert srv.log == []
     assert proc.returncode == 2
     assert proc.stderr.startswith(f"error: --cache {cache} is in use by another hfevol command (pid {os.getpid()} ")
+
+
+def test_out_given_as_the_current_folder_or_through_a_symlink(tmp_path, monkeypatch):
+    real = tmp_path / "real"
+    write_output(_rounds(1, "old"), real, {"run": "old"})
+    (tmp_path / "link").symlink_to(real, target_is_directory=True)
+    write_output(_rounds(1, "linked"), tmp_path / "link", {"run": "linked"})
+    assert (tmp_path / "link").is_symlink() and json.loads((real / RUN_FILE).read_text()) == {"run": "linked"}
+
+    monkeypatch.chdir(real)
+    write_output(_rounds(1, "here"), ".", {"run": "here"})
+    assert Path(os.getcwd()) == real  # the process follows its folder into the new output
+    assert json.loads(Path(RUN_FILE).read_text()) == {"run": "here"}
+    assert _leftovers(tmp_path) == []
