@@ -103,7 +103,8 @@ def claimed(folder: str | os.PathLike[str], *, option: str = "--out", cache: str
         if cache is not None and not _absolute(cache).is_relative_to(out):
             check_writable(_absolute(cache).parent, option="--cache folder")
             stack.enter_context(exclusive_lock(_absolute(cache), what="--cache"))
-        recover(out)
+        with output_errors(folder, option=option):
+            recover(out)
         yield out
 
 
@@ -132,7 +133,8 @@ def staged(folder: str | os.PathLike[str], *, option: str = "--out") -> Iterator
     """
     out = _absolute(folder)
     with exclusive_lock(out, what=option):
-        recover(out)
+        with output_errors(folder, option=option):
+            recover(out)
         staging = _staging(out)
         try:
             with output_errors(folder, option=option):
