@@ -309,3 +309,15 @@ def test_out_given_as_the_current_folder_or_through_a_symlink(tmp_path, monkeypa
     assert Path(os.getcwd()) == real  # the process follows its folder into the new output
     assert json.loads(Path(RUN_FILE).read_text()) == {"run": "here"}
     assert _leftovers(tmp_path) == []
+
+
+def test_write_output_does_not_import_evolution(tmp_path):
+    code = (
+        "import sys\nfrom datasets import Dataset\nfrom hfevol.io import write_output\n"
+        f"write_output(Dataset.from_list([{{'id': 'a', 'round': 1}}, {{'id': 'b', 'round': 2}}]), {str(tmp_path / 'out')!r}, {{}})\n"
+        "print(sorted(m for m in sys.modules if m.startswith('hfevol.evolution')))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+    assert sorted(p.parent.name for p in (tmp_path / "out" / "data").rglob("*.parquet")) == ["round_1", "round_2"]
