@@ -98,6 +98,14 @@ def add_endpoint_options(parser: argparse.ArgumentParser, *, resume: bool = True
     cache.add_argument("--no-cache", action="store_true", help="do not read or write the request cache")
 
 
+def add_generation_options(parser: argparse.ArgumentParser, *, temperature: float, max_new_tokens: int) -> None:
+    """What a generating command (evolve, respond) takes after its data options: input layout, model, sampling, endpoint."""
+    add_format_options(parser)
+    add_model_options(parser)
+    add_sampling_options(parser, temperature=temperature, max_new_tokens=max_new_tokens)
+    add_endpoint_options(parser)
+
+
 def _headers(items: list[str]) -> dict[str, str]:
     headers = {}
     for item in items or []:

@@ -15,11 +15,8 @@ from ..io import BUILTIN_SAMPLE, write_output
 from ._options import (
     add_column_options,
     add_dataset_options,
-    add_endpoint_options,
-    add_format_options,
+    add_generation_options,
     add_limit_option,
-    add_model_options,
-    add_sampling_options,
     endpoint_of,
     map_batch_size,
     mapping_from,
@@ -50,10 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-breadth", action="store_true", help="drop the breadth operation (for math and code data)")
     p.add_argument("--no-elimination", action="store_true", help="keep failed evolutions as ok (elimination is on by default)")
     add_limit_option(p, verb="evolve")
-    add_format_options(p)
-    add_model_options(p)
-    add_sampling_options(p, temperature=0.7, max_new_tokens=2048)
-    add_endpoint_options(p)
+    add_generation_options(p, temperature=0.7, max_new_tokens=2048)
     p.set_defaults(run=run)
 
 

@@ -13,11 +13,8 @@ from ..io import RUN_FILE, write_output
 from ._options import (
     add_column_options,
     add_dataset_options,
-    add_endpoint_options,
-    add_format_options,
+    add_generation_options,
     add_limit_option,
-    add_model_options,
-    add_sampling_options,
     endpoint_of,
     map_batch_size,
     request_backend_from,
@@ -44,10 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         output="column for the responses; its companions are <column>_status, _reason, _responder, _seed",
     )
     add_limit_option(p, verb="answer")
-    add_format_options(p)
-    add_model_options(p)
-    add_sampling_options(p, temperature=0.0, max_new_tokens=2048)
-    add_endpoint_options(p)
+    add_generation_options(p, temperature=0.0, max_new_tokens=2048)
     p.set_defaults(run=run)
 
 
