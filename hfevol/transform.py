@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from . import prompts
 from .backends.base import Backend, GenerationRequest, GenerationResult
 from .errors import ConfigError
+from .status import Status
 
 if TYPE_CHECKING:
     from datasets import Dataset, Features
@@ -119,7 +120,7 @@ class GenerationTransform(abc.ABC):
         self.__dict__.update(state)
 
 
-def outcome(result: GenerationResult, text: str | None, max_new_tokens: int, problem: str | None = None) -> tuple[str, str | None]:
+def outcome(result: GenerationResult, text: str | None, max_new_tokens: int, problem: str | None = None) -> tuple[Status, str | None]:
     """The status and reason of one generation, given the text read from it and any problem reading it.
 
     ``failed`` (backend error or empty text), ``parse_failed`` (``problem``), ``truncated``

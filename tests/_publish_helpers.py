@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from hfevol.testing import HubServer
+from hub import HubServer
 
 TOKEN = "hf_tEsT7kQz9LeakCanary0xB33F"
 """A distinctive fake token: the leak test searches for it everywhere."""

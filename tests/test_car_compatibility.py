@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 
-from hfevol.car.compatibility import StudentLoss
+from hfevol.car.compatibility import RowLoss, StudentLoss
 from hfevol.errors import ConfigError, ModelNotFoundError
 from hfevol.scoring.construction import ANSWER_GIVEN_QUESTION
 
@@ -72,3 +73,11 @@ def test_loss_matches_transformers_masked_loss(embedded) -> None:
     other = student.measure(["Write a poem about the sea."], [RESPONSE])[0]
     assert other.tokens == got.tokens and other.mean != pytest.approx(got.mean, rel=1e-3)
     assert got.ifd == pytest.approx(got.mean / (got.alone_total / got.alone_tokens))
+
+
+def test_row_loss_ifd_is_the_ratio_of_mean_losses_and_nan_when_undefined():
+    row = RowLoss(total=3.0, tokens=4, alone_total=1.5, alone_tokens=1, truncated=False)
+    assert row.mean == 0.75 and row.ifd == 0.5  # (3 / 4) / (1.5 / 1)
+    assert math.isnan(RowLoss(total=0.0, tokens=0, alone_total=1.0, alone_tokens=1, truncated=False).ifd)  # no response tokens
+    assert math.isnan(RowLoss(total=1.0, tokens=1, alone_total=0.0, alone_tokens=0, truncated=False).ifd)  # no alone pass
+    assert math.isnan(RowLoss(total=1.0, tokens=1, alone_total=0.0, alone_tokens=2, truncated=False).ifd)  # L(A) is zero

@@ -86,15 +86,20 @@ def test_evolve_then_respond_skips_and_keeps_unfinished_rows(capsys, tmp_path: P
         [{"conversations": [{"from": "human", "value": t}, {"from": "gpt", "value": "seed answer"}]} for t in ("Describe a rainbow.", "REFUSE thunder.", "FAIL rivers.")],
     )
     evolved, answered = tmp_path / "evolved", tmp_path / "answered"
-    assert main(["evolve", "--dataset", seeds, "--rounds", "3", "--out", str(evolved)]) == 0
-    printed = capsys.readouterr().out
+    with pytest.MonkeyPatch.context() as m:  # the summaries read the rows they print, never the whole dataset
+        m.setattr("datasets.Dataset.to_list", lambda self: pytest.fail("a summary read the whole dataset"))
+        assert main(["evolve", "--dataset", seeds, "--rounds", "3", "--out", str(evolved)]) == 0
+        printed = capsys.readouterr().out
+        assert main(["respond", "--dataset", str(evolved), "--out", str(answered)]) == 0
+        responded = capsys.readouterr().out
     assert "3 round(s)" in printed and "eliminated, by rule: refusal 1" in printed
+    assert printed.count("), from: ") == 3 and "from: Describe a rainbow." in printed  # the three ok rows, one per round
     run = json.loads((evolved / "hfevol_run.json").read_text())
     assert [s["round"] for s in run["stages"]] == [1, 2, 3] and run["stages"][0]["elimination"]["rules"][0] == "too_short"
     assert run["rounds_written"] == 3 and run["commands"][0]["options"]["rounds"] == 3
 
-    assert main(["respond", "--dataset", str(evolved), "--out", str(answered)]) == 0
-    printed = capsys.readouterr().out
+    printed = responded
+    assert printed.count("instruction: ") == 2 and "response: " in printed  # two example answers
     assert "skipped 2 row(s) whose evolution is not ok (eliminated: 1, failed: 1); they are kept, unanswered" in printed
     rows = load_dataset(str(answered), split="train").to_list()
     assert len(rows) == 5  # 3 in round 1, then the one ok row in rounds 2 and 3

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import urllib.error
 import urllib.request
 
 import pytest
 
-from hfevol.testing import HubServer
+from hub import HubServer
 
 pytestmark = pytest.mark.integration
 TOKEN = "hf_server_test_token"
@@ -89,3 +90,17 @@ def test_unknown_revisions_and_files_use_the_hub_error_headers(server):
     assert _call(server, "POST", "/api/datasets/alice/d/tag/main", {"tag": "bad tag"})[0] == 400
     status, headers, body = _call(server, "GET", "/datasets/alice/d/resolve/v1/.gitattributes", token=None)
     assert status == 200 and headers["X-Repo-Commit"] == server.repo("alice/d").tags["v1"] and b"lfs" in body
+
+
+def test_blob_ids_are_git_object_ids(server):
+    """The test Hub names a file by git's object id, checked against ``git hash-object`` itself."""
+    _call(server, "POST", "/api/repos/create", {"name": "d", "type": "dataset"})
+    contents = {"a.txt": b"hi\n", "empty.txt": b"", "nul.bin": bytes(range(256)) * 3}
+    ops = [{"key": "file", "value": {"path": p, "content": base64.b64encode(c).decode(), "encoding": "base64"}} for p, c in contents.items()]
+    assert _commit(server, *ops)[0] == 200
+    status, _, body = _call(server, "POST", "/api/datasets/alice/d/paths-info/main", {"paths": list(contents)})
+    assert status == 200
+    oids = {entry["path"]: entry["oid"] for entry in json.loads(body)}
+    for path, content in contents.items():
+        git = subprocess.run(["git", "hash-object", "--stdin"], input=content, capture_output=True, check=True, timeout=30)
+        assert oids[path] == git.stdout.decode().strip(), path

@@ -95,13 +95,13 @@ def test_evolve_and_respond_refuse_an_unwritable_out_before_any_request(tmp_path
 def test_score_select_and_car_refuse_an_unwritable_out_before_any_work(command, tmp_path, monkeypatch, capsys):
     import hfevol.car.metrics
     import hfevol.cli.score
-    import hfevol.cli.select
+    import hfevol.io
 
     def work_started(*args, **kwargs):
         raise AssertionError("work started before --out was checked")
 
     monkeypatch.setattr(hfevol.cli.score, "_scorer", work_started)
-    monkeypatch.setattr(hfevol.cli.select, "load_rows", work_started)
+    monkeypatch.setattr(hfevol.io, "load_rows", work_started)  # every command loads its rows through it
     monkeypatch.setattr(hfevol.car.metrics, "check_beta", work_started)
     (tmp_path / "file").write_text("x")
     out = str(tmp_path / "file" / "out")

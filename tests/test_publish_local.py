@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from _publish_helpers import make_output
+from hub.metadata import validate_card_yaml
 
 from hfevol.errors import ConfigError, DatasetNotFoundError, EmptyDatasetError, NotHfevolOutputError, PublishError, ReleaseExistsError
 from hfevol.publish import list_releases, publish
@@ -16,7 +17,6 @@ from hfevol.publish.card import CardOptions, render_card, size_category
 from hfevol.publish.release import default_local_dir
 from hfevol.publish.source import read_source
 from hfevol.publish.versions import check_version, version_key
-from hfevol.testing.hub_metadata import validate_card_yaml
 
 
 def _git(folder: Path, *args: str) -> str:

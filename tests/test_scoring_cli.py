@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from datasets import load_dataset
 
@@ -26,9 +28,11 @@ def seeds(tmp_path):
     return path
 
 
-def test_score_then_select(seeds, tmp_path, tiny_lm_dir, capsys):
+def test_score_then_select(seeds, tmp_path, tiny_lm_dir, capsys, monkeypatch):
     out = tmp_path / "scored"
-    assert main(["score", "--dataset", str(seeds), "--out", str(out), "--model", tiny_lm_dir, "--device", "cpu", "--batch-size", "2"]) == 0
+    with monkeypatch.context() as m:  # the summary reads columns, never the whole dataset as rows
+        m.setattr("datasets.Dataset.to_list", lambda self: pytest.fail("the summary read the whole dataset"))
+        assert main(["score", "--dataset", str(seeds), "--out", str(out), "--model", tiny_lm_dir, "--device", "cpu", "--batch-size", "2"]) == 0
     printed = capsys.readouterr().out
     assert "IFD / IC-IFD scoring: 5 rows" in printed
     assert "1 × empty answer" in printed and "mean IC-IFD" in printed
@@ -42,6 +46,8 @@ def test_score_then_select(seeds, tmp_path, tiny_lm_dir, capsys):
     defined = [v for v in scored["ic_ifd"] if not math.isnan(v)]
     assert run["summary"]["mean_ic_ifd"] == pytest.approx(sum(defined) / len(defined))
     assert run["summary"]["reasons"] == {"empty answer": 1}
+    assert run["summary"]["status"] == {"ok": 4, "undefined": 1} and run["summary"]["truncated"] == 0
+    assert run["summary"]["scored_tokens"] == sum(sum(scored[c]) for c in ("tokens_q", "tokens_a_given_q", "tokens_a")) > 0
 
     top = tmp_path / "top"
     assert main(["select", "--dataset", str(out), "--by", "ic_ifd", "--top", "50%", "--out", str(top)]) == 0
@@ -53,11 +59,15 @@ def test_score_then_select(seeds, tmp_path, tiny_lm_dir, capsys):
 
 
 def test_score_refuses_empty_data_and_missing_columns(tmp_path, tiny_lm_dir, capsys):
-    empty = tmp_path / "empty.jsonl"
-    empty.write_text(json.dumps({"instruction": "x", "output": "y"}) + "\n")
-    # --limit 0 leaves a dataset with columns and no rows
-    assert main(["score", "--dataset", str(empty), "--out", str(tmp_path / "o"), "--model", tiny_lm_dir, "--limit", "0"]) == 2
-    assert "has no rows to score" in capsys.readouterr().err
+    one = tmp_path / "one.jsonl"
+    one.write_text(json.dumps({"instruction": "x", "output": "y"}) + "\n")
+    # --limit is checked like every command's, before the model loads
+    assert main(["score", "--dataset", str(one), "--out", str(tmp_path / "o"), "--model", "no/such-model", "--limit", "0"]) == 2
+    assert "--limit 0 must be at least 1" in capsys.readouterr().err
+    empty = tmp_path / "empty.parquet"  # columns and no rows
+    pq.write_table(pa.table({"instruction": pa.array([], pa.string()), "output": pa.array([], pa.string())}), empty)
+    assert main(["score", "--dataset", str(empty), "--out", str(tmp_path / "o"), "--model", tiny_lm_dir]) == 2
+    assert "empty.parquet' has no rows" in capsys.readouterr().err
     wrong = tmp_path / "wrong.jsonl"
     wrong.write_text(json.dumps({"prompt": "x", "output": "y"}) + "\n")
     assert main(["score", "--dataset", str(wrong), "--out", str(tmp_path / "o"), "--model", tiny_lm_dir]) == 2

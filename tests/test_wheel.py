@@ -20,7 +20,8 @@ def test_wheel_carries_cards_and_metrics(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "hfevol/_cards/dataset_card.md.jinja" in names
     assert "hfevol/_metrics/README.md" in names
-    assert "hfevol/testing/hub_server.py" in names and "hfevol/publish/release.py" in names
+    assert "hfevol/testing/tgi_server.py" in names and "hfevol/publish/release.py" in names
+    assert not any(name.startswith(("tests/", "hfevol/testing/hub")) for name in names)  # the test Hub stays with the tests
 
 
 def test_card_template_is_found_in_the_checkout():

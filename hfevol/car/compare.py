@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import DataError
+from ..stats import finite_mean
 from .compatibility import RowLoss, StudentLoss
 from .generators import Coverage, GeneratorSpec, check_responses
 from .metrics import DEFAULT_BETA, BetaFit, CarTable, GeneratorStats, LossAveraging, NegativeRewards, car_table, check_scores, correlations, fit_beta, reward_offset
@@ -83,7 +84,7 @@ def compare(
                 mean_reward=sum(rated) / len(rated),
                 loss_token_mean=sum(l.total for l in scored) / tokens if tokens else math.nan,
                 loss_row_mean=sum(l.mean for l in scored) / len(scored) if scored else math.nan,
-                ifd=_nanmean([l.ifd for l in scored]),
+                ifd=finite_mean([l.ifd for l in scored], math.nan),
                 mean_length=sum(l.tokens - 1 for l in scored) / len(scored) if scored else math.nan,
             )
         )
@@ -97,8 +98,3 @@ def compare(
         if fit:
             result.beta_fit = fit_beta(table.column("reward"), table.column("loss"), scores)
     return result
-
-
-def _nanmean(values: list[float]) -> float:
-    kept = [v for v in values if not math.isnan(v)]
-    return sum(kept) / len(kept) if kept else math.nan

@@ -24,6 +24,7 @@ from typing import Any
 
 from ..errors import ConfigError, ModelError
 from ..models.loading import EMBEDDED_MODEL, LoadedModel, load_model
+from ..scoring.ifd import ifd as ifd_of_losses
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class RowLoss:
     def ifd(self) -> float:
         """``L(A|Q) / L(A)`` as Cherry LLM defines it (a ratio of mean losses)."""
         alone = self.alone_total / self.alone_tokens if self.alone_tokens else math.nan
-        return self.mean / alone if alone and not math.isnan(alone) else math.nan
+        return ifd_of_losses(self.mean, alone)[0]
 
 
 @dataclass

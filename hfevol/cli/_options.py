@@ -11,10 +11,54 @@ from ..errors import ConfigError
 from ..models import EMBEDDED_MODEL
 
 if TYPE_CHECKING:
+    from datasets import Dataset
+
     from ..backends.endpoint import EndpointBackend
 
 CACHE_FILE = Path(".hfevol-cache") / "requests.sqlite"
 """Default request cache, inside the output folder (hidden, so that ``load_dataset(out)`` ignores it)."""
+
+
+def add_dataset_options(parser: argparse.ArgumentParser, *, dataset: str, out: str, required: bool = False) -> None:
+    """``--dataset`` (the built-in sample unless ``required``), ``--split`` and ``--out``, with the command's help texts."""
+    from ..io import BUILTIN_SAMPLE
+
+    parser.add_argument("--dataset", required=required, default=None if required else BUILTIN_SAMPLE, help=dataset)
+    parser.add_argument("--split", default="train", help="the split to read (default: train)")
+    parser.add_argument("--out", required=True, help=out)
+
+
+_COLUMN_HELP = {
+    "instruction": "the instruction column (default: instruction)",
+    "input": "optional; a missing column means no input (default: input)",
+    "output": "the answer (default: output)",
+}
+
+
+def add_column_options(parser: argparse.ArgumentParser, *names: str, **help: str) -> None:
+    """``--<name>-column`` (default ``<name>``) for each of ``names`` (instruction, input, output); ``help`` overrides a text."""
+    for name in names:
+        parser.add_argument(f"--{name}-column", default=name, help=help.get(name, _COLUMN_HELP[name]))
+
+
+def add_limit_option(parser: argparse.ArgumentParser, *, verb: str) -> None:
+    parser.add_argument("--limit", type=int, default=None, help=f"{verb} only the first N rows")
+
+
+def check_limit(args: argparse.Namespace) -> None:
+    limit = getattr(args, "limit", None)
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit {limit} must be at least 1")
+
+
+def rows_from(args: argparse.Namespace) -> "Dataset":
+    """The ``--dataset`` / ``--split`` rows, the first ``--limit`` of them if given (checked first)."""
+    from ..io import load_rows
+
+    check_limit(args)
+    ds = load_rows(args.dataset, split=args.split)
+    limit = getattr(args, "limit", None)
+    return ds.select(range(min(limit, len(ds)))) if limit is not None else ds
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -52,6 +96,14 @@ def add_endpoint_options(parser: argparse.ArgumentParser, *, resume: bool = True
     cache = parser.add_argument_group("resume")
     cache.add_argument("--cache", default=None, metavar="FILE", help=f"request cache (default: <out>/{CACHE_FILE}); a rerun sends no finished request again")
     cache.add_argument("--no-cache", action="store_true", help="do not read or write the request cache")
+
+
+def add_generation_options(parser: argparse.ArgumentParser, *, temperature: float, max_new_tokens: int) -> None:
+    """What a generating command (evolve, respond) takes after its data options: input layout, model, sampling, endpoint."""
+    add_format_options(parser)
+    add_model_options(parser)
+    add_sampling_options(parser, temperature=temperature, max_new_tokens=max_new_tokens)
+    add_endpoint_options(parser)
 
 
 def _headers(items: list[str]) -> dict[str, str]:

@@ -1,12 +1,70 @@
-"""The summary printed at the end of a run."""
+"""The summary printed at the end of a run, and the reads it makes.
+
+A summary reads what it prints, never the whole dataset as Python rows: counts and sums are
+taken column by column in Arrow batches (:func:`value_counts`, :func:`column_sum`), and the
+example rows are the first few that match (:func:`first_rows`).
+"""
 
 from __future__ import annotations
 
 import textwrap
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from datasets import Dataset
+
+_BATCH = 10_000
+
+
+def _batches(ds: "Dataset", columns: Sequence[str]) -> "Iterator[pa.Table]":
+    yield from ds.select_columns(list(dict.fromkeys(columns))).with_format("arrow").iter(batch_size=_BATCH)
+
+
+def _rows_where(table: "pa.Table", column: str | None, values: Sequence[Any], *, invert: bool = False) -> "pa.Table":
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if column is None:
+        return table
+    mask = pc.fill_null(pc.is_in(table.column(column), value_set=pa.array(list(values), type=table.schema.field(column).type)), False)
+    return table.filter(pc.invert(mask) if invert else mask)
+
+
+def value_counts(ds: "Dataset", column: str, *, where: str | None = None, among: Sequence[Any] = (), exclude: bool = False) -> Counter:
+    """How often each value of ``column`` occurs (None counted too), over the rows whose ``where`` is in ``among``
+    (with ``exclude``: is not in ``among``), or over every row."""
+    import pyarrow.compute as pc
+
+    counts: Counter = Counter()
+    for table in _batches(ds, [column, *([where] if where else [])]):
+        for item in pc.value_counts(_rows_where(table, where, among, invert=exclude).column(column)).to_pylist():
+            counts[item["values"]] += item["counts"]
+    return counts
+
+
+def column_sum(ds: "Dataset", *columns: str) -> int | float:
+    """The sum of the numeric ``columns`` over every row (missing values count as 0)."""
+    import pyarrow.compute as pc
+
+    total: int | float = 0
+    for table in _batches(ds, columns):
+        for name in columns:
+            total += pc.sum(table.column(name)).as_py() or 0
+    return total
+
+
+def first_rows(ds: "Dataset", k: int, *, where: str, among: Sequence[Any], columns: Sequence[str]) -> list[dict[str, Any]]:
+    """The first ``k`` rows (``columns`` only) whose ``where`` is in ``among``, read batch by batch until found."""
+    found: list[dict[str, Any]] = []
+    for table in _batches(ds, [*columns, where]):
+        found += _rows_where(table, where, among).select(list(columns)).slice(0, k - len(found)).to_pylist()
+        if len(found) >= k:
+            break
+    return found
 
 
 def _short(text: Any, width: int) -> str:
@@ -30,7 +88,7 @@ def _by_cause(counts: dict[str, int]) -> str:
     return ", ".join(f"{cause} {n}" for cause, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
-def print_rounds_summary(title: str, report: dict[str, Any], rows: Sequence[dict[str, Any]], *, out: Path, seconds: float, examples: int = 3) -> None:
+def print_rounds_summary(title: str, report: dict[str, Any], evolved: "Dataset", *, out: Path, seconds: float, examples: int = 3) -> None:
     """Per round: rows and statuses; the elimination counts per rule; a few evolved rows."""
     rounds = report["rounds"]
     total = sum(r["rows"] for r in rounds.values())
@@ -41,10 +99,10 @@ def print_rounds_summary(title: str, report: dict[str, Any], rows: Sequence[dict
         print("   " + f"{number:<7}{r['rows']:>6}" + "".join(f"{r['status'].get(s, 0):>14}" for s in statuses))
     if report["eliminated"]:
         print("   eliminated, by rule: " + ", ".join(f"{rule} {n}" for rule, n in sorted(report["eliminated"].items(), key=lambda kv: -kv[1])))
-    reasons = Counter(r["evol_reason"] for r in rows if r["evol_status"] not in ("ok", "eliminated") and r["evol_reason"])
-    for reason, n in reasons.most_common(3):
+    reasons = value_counts(evolved, "evol_reason", where="evol_status", among=("ok", "eliminated"), exclude=True)
+    for reason, n in [(reason, n) for reason, n in reasons.most_common() if reason][:3]:
         print(f"   {n:>5} × {_short(reason, 90)}")
-    shown = [r for r in rows if r["evol_status"] == "ok"][:examples]
+    shown = first_rows(evolved, examples, where="evol_status", among=("ok",), columns=("round", "evol_operation", "parent_instruction", "evolved_instruction"))
     for r in shown:
         print(f"\n   round {r['round']} ({r['evol_operation']}), from: {_short(r['parent_instruction'], 100)}\n   to: {_short(r['evolved_instruction'], 110)}")
     print(f"\n   output: {out}  (every round: load_dataset(out); one: load_dataset(out, data_dir='data/round_N'))")

@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError, DataError, DatasetNotFoundError
-from ..io import BUILTIN_SAMPLE, load_rows
+from ..io import BUILTIN_SAMPLE
 from ..output_folder import output_errors
 from ._claim import writes_output
+from ._options import add_column_options, add_dataset_options, add_limit_option, check_limit, rows_from
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,10 +25,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a sequence-classification reward model (folder or cached Hub id); judge: followed by a generator spec "
                         "(judge:embedded), which rates each pair in words; or judge-probs: and a local model, whose expected rating is read from its probabilities")
     p.add_argument("--reward-head", type=int, default=None, help="which output of a multi-output reward model is the reward (counted from 0)")
-    p.add_argument("--dataset", default=BUILTIN_SAMPLE, help=f"instructions (and existing response columns): a file, a folder, a Hub id, or {BUILTIN_SAMPLE!r}")
-    p.add_argument("--split", default="train")
-    p.add_argument("--instruction-column", default="instruction")
-    p.add_argument("--limit", type=int, default=None, help="use only the first N rows")
+    add_dataset_options(
+        p,
+        dataset=f"instructions (and existing response columns): a file, a folder, a Hub id, or {BUILTIN_SAMPLE!r}",
+        out="folder for car.csv/.md, car_chart.png, car_run.json, car_rows.jsonl and the responses",
+    )
+    add_column_options(p, "instruction")
+    add_limit_option(p, verb="use")
     p.add_argument("--beta", type=float, default=1.0, help="CAR's β (default: 1.0; the paper does not state its value)")
     p.add_argument("--loss-averaging", choices=["token", "row"], default="token", help="student loss over all response tokens (token, default) or the mean of per-row means (row)")
     p.add_argument("--negative-rewards", choices=["shift", "raise"], default="shift", help="a negative mean reward: shift all rewards so the lowest is 0 (default), or stop")
@@ -38,7 +42,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-new-tokens", type=int, default=256, help="per generated response (default: 256)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="folder for car.csv/.md, car_chart.png, car_run.json, car_rows.jsonl and the responses")
     p.set_defaults(run=run)
 
 
@@ -100,13 +103,10 @@ def run(args: argparse.Namespace) -> int:
     scores = read_scores(args.scores, args.score_column) if args.scores else {}
     if scores:
         check_scores(scores, [s.label for s in specs])  # before any model runs
-    if args.limit is not None and args.limit < 1:
-        raise ConfigError(f"--limit={args.limit} must be >= 1")
+    check_limit(args)
     student = StudentLoss(student=args.student, template=args.student_template, batch_size=args.batch_size)
     reward = reward_from(args)
-    ds = load_rows(args.dataset, split=args.split)
-    if args.limit is not None:
-        ds = ds.select(range(min(args.limit, len(ds))))
+    ds = rows_from(args)
     check_labels(specs, ds.column_names)
     sampling = SamplingParams(temperature=0.0, top_p=1.0, max_new_tokens=args.max_new_tokens)
     ds = generate_responses(ds, specs, sampling=sampling, seed=args.seed, batch_size=args.batch_size, instruction_column=args.instruction_column)

@@ -11,17 +11,18 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, EmptyDatasetError
 from ..evolution import ALL_OPERATIONS, BREADTH_OPERATION, AutoEvolInstruct, Elimination, EvolInstruct, Evolver
-from ..io import BUILTIN_SAMPLE, load_rows, write_output
+from ..io import BUILTIN_SAMPLE, write_output
 from ._claim import writes_output
 from ._options import (
-    add_endpoint_options,
-    add_format_options,
-    add_model_options,
-    add_sampling_options,
+    add_column_options,
+    add_dataset_options,
+    add_generation_options,
+    add_limit_option,
     endpoint_of,
     map_batch_size,
     mapping_from,
     request_backend_from,
+    rows_from,
     run_options,
     sampling_from,
 )
@@ -35,20 +36,19 @@ METHODS = ("evol-instruct", "auto-evol")
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evolve", help="evolve instructions over several rounds", description=__doc__)
-    p.add_argument("--dataset", default=BUILTIN_SAMPLE, help=f"a file, a folder, a Hub id, {BUILTIN_SAMPLE!r} (default) or 'builtin:<general|math|code>'")
-    p.add_argument("--split", default="train")
-    p.add_argument("--out", required=True, help="output folder: data/round_<r>/train.parquet per round, and hfevol_run.json")
-    p.add_argument("--instruction-column", default="instruction", help="same as --map instruction=COLUMN")
+    add_dataset_options(
+        p,
+        dataset=f"a file, a folder, a Hub id, {BUILTIN_SAMPLE!r} (default) or 'builtin:<general|math|code>'",
+        out="output folder: data/round_<r>/train.parquet per round, and hfevol_run.json",
+    )
+    add_column_options(p, "instruction", instruction="same as --map instruction=COLUMN")
     p.add_argument("--method", default="evol-instruct", choices=METHODS, help="evol-instruct (the operation rotation, default) or auto-evol")
     p.add_argument("--rounds", type=int, default=1, help="evolution rounds; each evolves the previous round's ok rows (default: 1)")
     p.add_argument("--operations", nargs="+", default=list(ALL_OPERATIONS), metavar="OP", help=f"evol-instruct operations, a subset of: {' '.join(ALL_OPERATIONS)}")
     p.add_argument("--no-breadth", action="store_true", help="drop the breadth operation (for math and code data)")
     p.add_argument("--no-elimination", action="store_true", help="keep failed evolutions as ok (elimination is on by default)")
-    p.add_argument("--limit", type=int, default=None, help="evolve only the first N rows")
-    add_format_options(p)
-    add_model_options(p)
-    add_sampling_options(p, temperature=0.7, max_new_tokens=2048)
-    add_endpoint_options(p)
+    add_limit_option(p, verb="evolve")
+    add_generation_options(p, temperature=0.7, max_new_tokens=2048)
     p.set_defaults(run=run)
 
 
@@ -66,11 +66,7 @@ def load_seeds(args: argparse.Namespace) -> "Dataset":
     """Read ``--dataset``, apply ``--limit``, and bring it to the Alpaca layout (every check before any model call)."""
     from ..formats import to_alpaca
 
-    if args.limit is not None and args.limit < 1:
-        raise ConfigError(f"--limit {args.limit} must be at least 1")
-    ds = load_rows(args.dataset, split=args.split)
-    if args.limit is not None:
-        ds = ds.select(range(min(args.limit, len(ds))))
+    ds = rows_from(args)
     if len(ds) == 0:
         raise EmptyDatasetError(f"dataset {args.dataset!r} (split {args.split!r}) has no rows", hint="check --dataset, --split and --limit.")
     return to_alpaca(ds, mapping_from(args), format=args.format)
@@ -116,10 +112,10 @@ def run(args: argparse.Namespace) -> int:
     }
     out = write_output(evolved, args.out, record)
     title = "Auto Evol-Instruct" if args.method == "auto-evol" else "Evol-Instruct"
-    print_rounds_summary(title, report, evolved.to_list(), out=out, seconds=seconds)
+    print_rounds_summary(title, report, evolved, out=out, seconds=seconds)
     if endpoint is not None:
         print_endpoint_summary(endpoint.stats.snapshot(), cache_hits=getattr(evolver.backend, "hits", None))
-    failed = sum(1 for s in evolved["evol_status"] if s == "failed")
+    failed = sum(r["status"].get("failed", 0) for r in report["rounds"].values())
     if failed:
         print(f"\n   {failed} row(s) failed; to run only those again: hfevol retry-failed {Path(args.out)}")
     return 0

@@ -12,32 +12,37 @@ from pathlib import Path
 from ..io import RUN_FILE, write_output
 from ._claim import writes_output
 from ._options import (
-    add_endpoint_options,
-    add_format_options,
-    add_model_options,
-    add_sampling_options,
+    add_column_options,
+    add_dataset_options,
+    add_generation_options,
+    add_limit_option,
     endpoint_of,
     map_batch_size,
     request_backend_from,
     run_options,
     sampling_from,
 )
-from ._report import _short, print_endpoint_summary
+from ._report import _short, first_rows, print_endpoint_summary, value_counts
 from .evolve import load_seeds
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("respond", help="answer instructions with a responder model", description=__doc__)
-    p.add_argument("--dataset", required=True, help="an hfevol output folder (every round is answered), a file, a folder or a Hub id")
-    p.add_argument("--split", default="train")
-    p.add_argument("--out", required=True, help="output folder, in the same layout as the input's (one config per round)")
-    p.add_argument("--instruction-column", default="instruction", help="same as --map instruction=COLUMN")
-    p.add_argument("--output-column", default="output", help="column for the responses; its companions are <column>_status, _reason, _responder, _seed")
-    p.add_argument("--limit", type=int, default=None, help="answer only the first N rows")
-    add_format_options(p)
-    add_model_options(p)
-    add_sampling_options(p, temperature=0.0, max_new_tokens=2048)
-    add_endpoint_options(p)
+    add_dataset_options(
+        p,
+        required=True,
+        dataset="an hfevol output folder (every round is answered), a file, a folder or a Hub id",
+        out="output folder, in the same layout as the input's (one config per round)",
+    )
+    add_column_options(
+        p,
+        "instruction",
+        "output",
+        instruction="same as --map instruction=COLUMN",
+        output="column for the responses; its companions are <column>_status, _reason, _responder, _seed",
+    )
+    add_limit_option(p, verb="answer")
+    add_generation_options(p, temperature=0.0, max_new_tokens=2048)
     p.set_defaults(run=run)
 
 
@@ -58,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     answered = add_messages(answered, output_column=args.output_column)
     seconds = time.perf_counter() - started
     status_column = respond.columns["status"]
-    counts = Counter(answered[status_column])
+    counts = value_counts(answered, status_column)
     previous = _previous_record(args.dataset)
     record = {
         **previous,
@@ -73,11 +78,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n== Responses: {len(answered)} rows in {seconds:.1f} s, responder {respond.metadata()['backend'].get('model')}")
     for status, n in counts.most_common():
         print(f"   {status:<14} {n:>6}")
-    skipped = [r for r in answered.select_columns([c for c in ("evol_status", status_column) if c in answered.column_names]).to_list() if r[status_column] == "skipped"]
-    if skipped:
-        why = Counter(r.get("evol_status") for r in skipped)
-        print(f"   skipped {len(skipped)} row(s) whose evolution is not ok ({', '.join(f'{k}: {n}' for k, n in why.most_common())}); they are kept, unanswered")
-    for row in [r for r in answered.to_list() if r[status_column] in ("ok", "truncated")][:2]:
+    if counts["skipped"]:
+        why = value_counts(answered, "evol_status", where=status_column, among=("skipped",)) if "evol_status" in answered.column_names else Counter({None: counts["skipped"]})
+        print(f"   skipped {counts['skipped']} row(s) whose evolution is not ok ({', '.join(f'{k}: {n}' for k, n in why.most_common())}); they are kept, unanswered")
+    for row in first_rows(answered, 2, where=status_column, among=("ok", "truncated"), columns=("instruction", args.output_column)):
         print(f"\n   instruction: {_short(row['instruction'], 110)}\n   response:    {_short(row[args.output_column], 110)}")
     print(f"\n   output: {out}")
     if endpoint is not None:

@@ -3,36 +3,35 @@
 from __future__ import annotations
 
 import argparse
-import math
 import time
-from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DataError
-from ..io import BUILTIN_SAMPLE, load_rows, write_output
+from ..io import BUILTIN_SAMPLE, write_output
 from ..scoring.construction import MODES
 from ..scoring.ifd import IC_IFD_FORMS, IFD_FORMS
+from ..stats import finite_mean
 from ..validation import require_columns
 from ._claim import writes_output
-from ._options import add_endpoint_options, add_model_options, backend_from
+from ._options import add_column_options, add_dataset_options, add_endpoint_options, add_limit_option, add_model_options, backend_from, rows_from
+from ._report import column_sum, value_counts
+
+if TYPE_CHECKING:
+    from datasets import Dataset
 
 HISTOGRAM_FILE = "ic_ifd_histogram.png"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("score", help="score instruction data with IFD and IC-IFD", description=__doc__)
-    p.add_argument("--dataset", default=BUILTIN_SAMPLE, help=f"a file, a folder, a Hub id, or {BUILTIN_SAMPLE!r} (default)")
-    p.add_argument("--split", default="train")
-    p.add_argument("--out", required=True, help=f"output folder (data/train.parquet, hfevol_run.json, {HISTOGRAM_FILE})")
-    p.add_argument("--instruction-column", default="instruction")
-    p.add_argument("--input-column", default="input", help="optional; a missing column means no input (default: input)")
-    p.add_argument("--output-column", default="output", help="the answer (default: output)")
+    add_dataset_options(p, dataset=f"a file, a folder, a Hub id, or {BUILTIN_SAMPLE!r} (default)", out=f"output folder (data/train.parquet, hfevol_run.json, {HISTOGRAM_FILE})")
+    add_column_options(p, "instruction", "input", "output")
     p.add_argument("--mode", default="reference", choices=MODES, help="reference: the paper's plain-text construction (default); chat: the chat template")
     p.add_argument("--ifd-form", default="loss_ratio", choices=IFD_FORMS, help="loss_ratio (default) or ppl_ratio (Superfiltering)")
     p.add_argument("--ic-ifd-form", default="ratio", choices=IC_IFD_FORMS, help="ratio (the paper's Eq. 2, default) or multiplicative")
     p.add_argument("--max-length", type=int, default=None, help="truncate longer sequences (default: the model's context)")
-    p.add_argument("--limit", type=int, default=None, help="score only the first N rows")
+    add_limit_option(p, verb="score")
     add_model_options(p)
     add_endpoint_options(p, resume=False)  # endpoint scoring reads prompt log-probs, outside the request cache
     p.set_defaults(run=run, batch_size=16)
@@ -43,9 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from ..scoring.plot import histogram_png
 
     score = _scorer(args)
-    ds = load_rows(args.dataset, split=args.split)
-    if args.limit is not None:
-        ds = ds.select(range(min(args.limit, len(ds))))
+    ds = rows_from(args)
     require_columns(ds.column_names, args.instruction_column, args.output_column)
     if len(ds) == 0:
         raise DataError(f"{args.dataset!r} has no rows to score")
@@ -54,18 +51,18 @@ def run(args: argparse.Namespace) -> int:
     # a map batch spans several model batches, so length bucketing has rows to sort
     scored = ds.map(score, batched=True, batch_size=args.batch_size * 16, with_indices=True, desc="Scoring")
     seconds = time.perf_counter() - started
-    rows = scored.select_columns(["ifd", "ic_ifd", "tokens_q", "tokens_a_given_q", "tokens_a", "score_status", "score_reason", "score_truncated"]).to_list()
-    summary = _summary(rows)
+    ic_ifd = scored["ic_ifd"]  # the one column the histogram draws
+    summary = _summary(scored, ic_ifd)
     out = Path(args.out)
     run_record = {"hfevol_version": __import__("hfevol").__version__, "source": args.dataset, "rows": len(scored), "stages": [score.metadata()], "summary": summary}
     drawn: list[Path | None] = []
 
     def draw(folder: Path) -> None:  # into the new output, before it is swapped in
         drawn.append(histogram_png(
-            [r["ic_ifd"] for r in rows],
+            ic_ifd,
             folder / HISTOGRAM_FILE,
             label=f"IC-IFD ({args.ic_ifd_form})",
-            title=f"IC-IFD of {len(rows)} rows, scored by {model_name}",
+            title=f"IC-IFD of {len(scored)} rows, scored by {model_name}",
         ))  # fmt: skip
 
     write_output(scored, out, run_record, extra=draw)
@@ -74,19 +71,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    def mean(name: str) -> float | None:
-        values = [r[name] for r in rows if r[name] is not None and math.isfinite(r[name])]
-        return sum(values) / len(values) if values else None
-
+def _summary(scored: "Dataset", ic_ifd: list[float | None]) -> dict[str, Any]:
+    """Counts and means over every row, read column by column (never the whole table as rows)."""
+    reasons = value_counts(scored, "score_reason")
     return {
-        "rows": len(rows),
-        "status": dict(Counter(r["score_status"] for r in rows).most_common()),
-        "mean_ifd": mean("ifd"),
-        "mean_ic_ifd": mean("ic_ifd"),
-        "truncated": sum(bool(r["score_truncated"]) for r in rows),
-        "reasons": dict(Counter(r["score_reason"] for r in rows if r["score_reason"]).most_common()),
-        "scored_tokens": sum(r["tokens_q"] + r["tokens_a_given_q"] + r["tokens_a"] for r in rows),
+        "rows": len(scored),
+        "status": dict(value_counts(scored, "score_status").most_common()),
+        "mean_ifd": finite_mean(scored["ifd"]),
+        "mean_ic_ifd": finite_mean(ic_ifd),
+        "truncated": value_counts(scored, "score_truncated")[True],
+        "reasons": {reason: n for reason, n in reasons.most_common() if reason},
+        "scored_tokens": column_sum(scored, "tokens_q", "tokens_a_given_q", "tokens_a"),
     }
 
 

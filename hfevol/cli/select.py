@@ -6,15 +6,14 @@ import argparse
 import time
 from pathlib import Path
 
-from ..io import load_rows, write_output
+from ..io import write_output
 from ._claim import writes_output
+from ._options import add_dataset_options, rows_from
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("select", help="keep the top rows of a scored dataset", description=__doc__)
-    p.add_argument("--dataset", required=True, help="a scored dataset (the output folder of `hfevol score`, a file or a Hub id)")
-    p.add_argument("--split", default="train")
-    p.add_argument("--out", required=True, help="output folder (data/train.parquet + hfevol_run.json)")
+    add_dataset_options(p, required=True, dataset="a scored dataset (the output folder of `hfevol score`, a file or a Hub id)", out="output folder (data/train.parquet + hfevol_run.json)")
     p.add_argument("--by", default="ic_ifd", help="the score column (default: ic_ifd)")
     p.add_argument("--top", default="25%", help="a percentage (25%%), a share (0.25) or a count (100); default: 25%%")
     p.add_argument("--ascending", action="store_true", help="keep the lowest scores instead")
@@ -27,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from ..scoring.select import select
 
     started = time.perf_counter()
-    ds = load_rows(args.dataset, split=args.split)
+    ds = rows_from(args)
     kept, selection = select(ds, by=args.by, top=args.top, ascending=args.ascending, drop_ifd_above_one=args.drop_ifd_above_one, return_selection=True)
     out = Path(args.out)
     summary = selection.summary()

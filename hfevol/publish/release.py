@@ -180,16 +180,17 @@ def _check_new(releases: list[Release], version: str, force: bool, location: str
 
 def _stage(source: ReleaseSource, tmp: Path, *, repo_id: str | None, version: str, earlier: list[str], options: CardOptions) -> dict[str, Path]:
     """The release's files: the payload as it is, plus the plots and the card written to ``tmp``."""
-    from .plots import score_histogram
+    from ..scoring.plot import histogram_png
 
     files = source.payload()
     table = source.table()
     plots: dict[str, str] = {}
     for column in score_columns(source, table):
         values = numbers(table, column)
-        if values:
-            path_in_repo = f"plots/{column}.png"
-            files[path_in_repo] = score_histogram(values, column, tmp / path_in_repo)
+        path_in_repo = f"plots/{column}.png"
+        drawn = histogram_png(values, tmp / path_in_repo, label=column, title=f"Distribution of {column} ({len(values)} rows)")
+        if drawn is not None:
+            files[path_in_repo] = drawn
             plots[column] = path_in_repo
     card = render_card(source, options, repo_id=repo_id, version=version, earlier=earlier, plots=plots)
     readme = tmp / "README.md"

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..errors import DataError
 from ..models.loading import EMBEDDED_MODEL
+from ..stats import finite_mean
 from .transform import Score
 
 PER_ROW = {
@@ -60,8 +61,7 @@ def metric_results(
     result: dict[str, Any] = {name: columns[name] for name in PER_ROW[metric]}
     headline = PER_ROW[metric][: 2 if metric == "ic_ifd" else 1]
     for name in headline:
-        defined = [v for v in columns[name] if not math.isnan(v)]
-        result[f"mean_{name}"] = sum(defined) / len(defined) if defined else math.nan
+        result[f"mean_{name}"] = finite_mean(columns[name], math.nan)
     result["undefined"] = sum(status != "ok" for status in columns["score_status"])
     result["reasons"] = columns["score_reason"]
     return result

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from ..errors import ConfigError, InvalidRowError
 from ..models.loading import EMBEDDED_MODEL, LoadedModel, load_model
+from ..status import Status
 from ..validation import require_columns
 from .construction import ANSWER, ANSWER_GIVEN_QUESTION, MODES, QUESTION, Mode, TokenizerEncoder, chat_sequences, question_text, reference_sequences
 from .ifd import IcIfdForm, IfdForm, check_forms, row_scores
@@ -142,7 +143,7 @@ class _RowScoring:
             rows.append(j)
         return out, questions, answers, rows
 
-    def _row_problem(self, instruction: Any, input: Any, output: Any) -> tuple[str, str | None, str] | None:
+    def _row_problem(self, instruction: Any, input: Any, output: Any) -> tuple[Status, str | None, str] | None:
         """``(status, column, problem)`` for a row that cannot be scored, else None."""
         for column, value in ((self.instruction_column, instruction), (self.input_column, input), (self.output_column, output)):
             if value is None and column == self.input_column:
@@ -271,7 +272,7 @@ def _fill(
     out: Batch,
     j: int,
     *,
-    status: str,
+    status: Status,
     reason: str,
     scores: tuple[float, ...] = (math.nan,) * 5,
     counts: tuple[int, ...] = (0, 0, 0),

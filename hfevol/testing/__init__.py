@@ -1,8 +1,7 @@
-"""Stand-ins for servers that cannot run here, for tests, benchmarks and demos.
+"""Stand-ins for inference servers that cannot run here, for tests, benchmarks and demos.
 
 They speak the real HTTP protocols on 127.0.0.1, so the real, unmodified clients are driven
-against them: a TGI/OpenAI-compatible server with fault injection, its vLLM flavour, and a
-Hugging Face Hub (through ``HF_ENDPOINT``).
+against them: a TGI/OpenAI-compatible server with fault injection, and its vLLM flavour.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ _LAZY = {
     "ModelEngine": "engines",
     "Fault": "faults",
     "FaultPlan": "faults",
-    "HubServer": "hub_server",
     "LoggedRequest": "tgi_server",
     "TGITestServer": "tgi_server",
     "VLLMTestServer": "vllm_server",
@@ -27,7 +25,6 @@ __all__ = list(_LAZY)
 if TYPE_CHECKING:
     from .engines import EchoEngine, Engine, Generation, ModelEngine
     from .faults import Fault, FaultPlan
-    from .hub_server import HubServer
     from .tgi_server import LoggedRequest, TGITestServer
     from .vllm_server import VLLMTestServer
 

@@ -13,10 +13,10 @@ import json
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
-from .hub_store import Repo
+from .store import Repo
 
 if TYPE_CHECKING:
-    from .hub_server import HubServer
+    from .server import HubServer
 
 URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 """What comes before ``namespace/name`` in a repository's URL, by repository type."""

@@ -16,8 +16,8 @@ import json
 import re
 from typing import Any
 
-from .hub_request import URL_PREFIX, HubRequest, Reply, error
-from .hub_store import LFS_POINTER, Commit, FileEntry, git_blob_id
+from .request import URL_PREFIX, HubRequest, Reply, error
+from .store import LFS_POINTER, Commit, FileEntry, git_blob_id
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _LFS_EXTENSIONS = (".parquet", ".arrow", ".png", ".jpg", ".bin", ".safetensors", ".gz", ".zip")

@@ -17,10 +17,10 @@ For tests: :attr:`HubServer.requests` logs method, path and status of every requ
 headers or bodies, so never a token); :meth:`HubServer.fail_next` makes the server drop the
 connection on the next request to a route, before or after applying it.
 
-The request handling is split by what it serves: ``hub_handler`` reads the URL and calls a
-route from ``hub_repo_routes``, ``hub_read_routes``, ``hub_upload_routes`` or
-``hub_ref_routes``, which share the helpers in ``hub_request``. ``hub_store`` keeps the
-repositories and blobs, and ``hub_metadata`` checks dataset card metadata.
+The request handling is split by what it serves: ``handler`` reads the URL and calls a
+route from ``repo_routes``, ``read_routes``, ``upload_routes`` or
+``ref_routes``, which share the helpers in ``request``. ``store`` keeps the
+repositories and blobs, and ``metadata`` checks dataset card metadata.
 
 Example::
 
@@ -39,8 +39,8 @@ from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
-from .hub_handler import HubHandler
-from .hub_store import HubStore, Repo
+from .handler import HubHandler
+from .store import HubStore, Repo
 
 
 class _Server(ThreadingHTTPServer):

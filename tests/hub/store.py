@@ -18,8 +18,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..publish.target import git_blob_id
-
 LFS_POINTER = "version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {size}\n"
 INITIAL_GITATTRIBUTES = b"*.parquet filter=lfs diff=lfs merge=lfs -text\n*.arrow filter=lfs diff=lfs merge=lfs -text\n*.png filter=lfs diff=lfs merge=lfs -text\n"
 _REF_NAME = re.compile(r"^(?!.*\.\.)(?!.*//)(?!/)(?!.*/$)(?!.*\.lock$)[A-Za-z0-9._/+-]{1,200}$")
@@ -34,6 +32,15 @@ class StoreError(Exception):
         self.status = status
         self.message = message
         self.code = code
+
+
+def git_blob_id(data: bytes) -> str:
+    """Git's object id for a file's bytes, as ``git hash-object`` computes it.
+
+    Written here on purpose rather than imported from ``hfevol.publish.target``: the test Hub
+    checks the ids the publisher sends, so it must not share the code that computes them.
+    """
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
 def valid_ref_name(name: str) -> bool:

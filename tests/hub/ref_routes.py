@@ -5,8 +5,8 @@ branch's name.
 
 from __future__ import annotations
 
-from .hub_request import HubRequest, Reply, error
-from .hub_store import valid_ref_name
+from .request import HubRequest, Reply, error
+from .store import valid_ref_name
 
 
 class RefRoutes(HubRequest):

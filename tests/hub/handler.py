@@ -1,8 +1,8 @@
 """The test Hub's HTTP handler: it reads the URL, calls the route, and writes the answer.
 
 The routes themselves live in groups, one module each: repositories and account
-(``hub_repo_routes``), reading files and history (``hub_read_routes``), uploads and commits
-(``hub_upload_routes``) and refs (``hub_ref_routes``). Each request is logged to
+(``repo_routes``), reading files and history (``read_routes``), uploads and commits
+(``upload_routes``) and refs (``ref_routes``). Each request is logged to
 :attr:`HubServer.requests` with its status (0 for a dropped connection).
 """
 
@@ -13,12 +13,12 @@ import socket
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .hub_read_routes import ReadRoutes
-from .hub_ref_routes import RefRoutes
-from .hub_repo_routes import RepoRoutes
-from .hub_request import Drop, Reply, error
-from .hub_store import StoreError
-from .hub_upload_routes import UploadRoutes
+from .read_routes import ReadRoutes
+from .ref_routes import RefRoutes
+from .repo_routes import RepoRoutes
+from .request import Drop, Reply, error
+from .store import StoreError
+from .upload_routes import UploadRoutes
 
 _TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import hashlib
 import re
 
-from .hub_metadata import validate_card_yaml
-from .hub_request import URL_PREFIX, HubRequest, Reply, error
-from .hub_store import StoreError
+from .metadata import validate_card_yaml
+from .request import URL_PREFIX, HubRequest, Reply, error
+from .store import StoreError
 
 _NAME = re.compile(r"^(?!.*(--|\.\.))[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 

@@ -12,8 +12,8 @@ import re
 from typing import Any
 from urllib.parse import parse_qs
 
-from .hub_request import HubRequest, Reply, error
-from .hub_store import Commit
+from .request import HubRequest, Reply, error
+from .store import Commit
 
 
 class ReadRoutes(HubRequest):

@@ -1,0 +1,24 @@
+"""The row statuses every transform writes (``evol_status``, ``<output>_status``, ``score_status``).
+
+A row is never dropped; its status says what happened to it, and the companion ``*_reason``
+column says why when it is not ``ok``:
+
+- ``ok``: done.
+- ``truncated``: a generation stopped at ``max_new_tokens`` (its text is kept).
+- ``failed``: the backend failed, or returned an empty text.
+- ``parse_failed``: the reply could not be read (Auto Evol-Instruct without a final rewrite).
+- ``invalid_input``: an input column holds a value the transform cannot use.
+- ``skipped``: the row's ``skip_unless`` status is not ``ok``, so it was not processed.
+- ``eliminated``: an elimination rule fired on the evolution.
+- ``undefined``: a score is undefined (empty text, a zero loss, no scored tokens).
+- ``too_long``: the row does not fit the server's context.
+- ``error``: the server refused to score the row.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+Status = Literal["ok", "truncated", "failed", "parse_failed", "invalid_input", "skipped", "eliminated", "undefined", "too_long", "error"]
+STATUSES: tuple[Status, ...] = get_args(Status)
+"""Every :data:`Status`, in the order above."""
