@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import DataError, DatasetNotFoundError, EmptyDatasetError
+from .file_checks import TEXT_SUFFIXES, check_utf8, json_problem
 from .paths import package_file
 
 if TYPE_CHECKING:
@@ -74,11 +75,16 @@ def load_rows(source: str, *, split: str = "train") -> "Dataset":
                         f"cannot read {source!r}: unknown file type {path.suffix!r}",
                         hint=f"use one of {', '.join(sorted(_FILE_BUILDERS))}.",
                     )
+                if path.suffix.lower() in TEXT_SUFFIXES:
+                    check_utf8(path, source)  # datasets would load JSON Lines with bad bytes and crash later
                 try:
                     return datasets.load_dataset(builder, data_files=str(path), split="train")
                 except Exception:
                     if _file_has_no_rows(path):  # datasets cannot build a split from an empty file
                         raise EmptyDatasetError(f"dataset file {source!r} has no rows", hint="check the file, or point --dataset at another one.") from None
+                    problem = json_problem(path) if builder == "json" else None
+                    if problem is not None:
+                        raise DataError(f"{source!r} is not valid JSON: {problem}", hint="fix the file at that line (JSON Lines hold one JSON object per line).") from None
                     raise
             if (path / "dataset_info.json").is_file() or (path / "state.json").is_file():
                 loaded = datasets.load_from_disk(str(path))
@@ -87,7 +93,7 @@ def load_rows(source: str, *, split: str = "train") -> "Dataset":
         except (DataError, DatasetNotFoundError):
             raise  # EmptyDatasetError is a DataError
         except Exception as exc:
-            raise DataError(f"cannot read {source!r} as a dataset: {str(exc).splitlines()[0]}") from exc
+            raise DataError(f"cannot read {source!r} as a dataset: {_first_line(exc)}") from exc
     if source.startswith((".", "/", "~")) or source.count("/") != 1:
         raise DatasetNotFoundError(
             f"dataset path {source!r} does not exist",
@@ -100,6 +106,15 @@ def load_rows(source: str, *, split: str = "train") -> "Dataset":
             f"cannot load Hub dataset {source!r}: {str(exc).splitlines()[0]}",
             hint="check the id and your network; with HF_HUB_OFFLINE=1 only cached datasets load.",
         ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of the error's message; for datasets' "An error occurred while generating", its cause's."""
+    from datasets.exceptions import DatasetGenerationError
+
+    while isinstance(exc, DatasetGenerationError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _file_has_no_rows(path: Path) -> bool:
