@@ -108,6 +108,54 @@ def load_rows(source: str, *, split: str = "train") -> "Dataset":
         ) from exc
 
 
+def read_run_record(folder: str | Path) -> dict[str, Any]:
+    """The run record (``hfevol_run.json``) of an output folder, as a dict.
+
+    Raises:
+        DatasetNotFoundError: the folder has no run record.
+        DataError: the record is not a JSON object (truncated, or edited by hand).
+    """
+    path = Path(folder) / RUN_FILE
+    if not path.is_file():
+        raise DatasetNotFoundError(f"{str(folder)!r} is not an hfevol output folder: it has no {RUN_FILE}", hint="give the --out folder of an earlier run.")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = f" (line {exc.lineno}, column {exc.colno}: {exc.msg})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise DataError(f"{str(path)!r} is not valid JSON{where}; the run record is truncated or damaged", hint="re-run the command that wrote the folder.") from None
+    if not isinstance(record, dict):
+        raise DataError(f"{str(path)!r} is not an hfevol run record: it holds a JSON {type(record).__name__}, not an object", hint="re-run the command that wrote the folder.")
+    return record
+
+
+def read_parquet_files(files: list[str | Path]) -> "Dataset":
+    """The rows of the parquet files ``files`` (one schema), as one dataset.
+
+    Raises:
+        DataError: a file is not a readable parquet file (the error names it).
+    """
+    import datasets
+    import pyarrow.parquet as pq
+
+    def refuse(f: str | Path, exc: Exception) -> DataError:
+        return DataError(f"data file {str(f)!r} is not a readable parquet file: {_first_line(exc)}", hint="re-run the command that wrote the folder.")
+
+    for f in files:  # a truncated file has no footer: caught here, before datasets logs it
+        try:
+            pq.read_metadata(str(f))
+        except Exception as exc:
+            raise refuse(f, exc) from exc
+    try:
+        return datasets.Dataset.from_parquet([str(f) for f in files])
+    except Exception as exc:
+        for f in files:  # a damaged page: find the file at fault, to name it
+            try:
+                pq.read_table(str(f))
+            except Exception as bad:
+                raise refuse(f, bad) from bad
+        raise DataError(f"cannot read the data files {[str(f) for f in files]}: {_first_line(exc)}") from exc
+
+
 def _first_line(exc: BaseException) -> str:
     """The first line of the error's message; for datasets' "An error occurred while generating", its cause's."""
     from datasets.exceptions import DatasetGenerationError

@@ -137,3 +137,54 @@ def test_the_cli_prints_the_unreadable_line_in_one_line(tmp_path: Path, capsys):
     assert "Traceback" not in err
     assert err.splitlines()[0] == f"error: {str(path)!r} is not UTF-8 text: line 3, byte 18 (0xff) cannot be decoded"
     assert not (tmp_path / "o").exists()
+
+
+# -- an output folder whose record or data is damaged: retry-failed says so in one line -------
+
+
+def _evolve_output(folder: Path) -> Path:
+    from datasets import Dataset
+
+    record = {"stages": [], "commands": [{"command": "evolve", "options": {"dataset": "seeds.jsonl", "no_cache": False}}]}
+    return write_output(Dataset.from_dict({"instruction": ["a", "b"], "evol_status": ["ok", "failed"]}), folder, record)
+
+
+def _retry_error(capsys, folder: Path) -> str:
+    from hfevol.cli import main
+
+    assert main(["retry-failed", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "ERROR" not in err
+    return err[err.index("error: ") :].splitlines()[0]
+
+
+def test_retry_failed_on_a_truncated_run_record_is_one_line(tmp_path: Path, capsys):
+    out = _evolve_output(tmp_path / "o")
+    text = (out / RUN_FILE).read_text()
+    (out / RUN_FILE).write_text(text[: len(text) // 2])
+    line = _retry_error(capsys, out)
+    assert line.startswith(f"error: {str(out / RUN_FILE)!r} is not valid JSON (line ")
+    assert line.endswith("); the run record is truncated or damaged")
+    (out / RUN_FILE).write_text("[1, 2]\n")
+    assert _retry_error(capsys, out) == f"error: {str(out / RUN_FILE)!r} is not an hfevol run record: it holds a JSON list, not an object"
+
+
+def test_retry_failed_on_a_corrupt_parquet_file_names_it(tmp_path: Path, capsys):
+    out = _evolve_output(tmp_path / "o")
+    data = out / "data" / "train.parquet"
+    data.write_bytes(data.read_bytes()[:-20])  # cut off the footer
+    line = _retry_error(capsys, out)
+    assert line.startswith(f"error: data file {str(data)!r} is not a readable parquet file: ")
+
+
+def test_read_parquet_files_names_the_damaged_one_of_several(tmp_path: Path):
+    from datasets import Dataset
+
+    from hfevol.io import read_parquet_files
+
+    good, bad = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    Dataset.from_dict({"x": [1, 2]}).to_parquet(str(good))
+    bad.write_bytes(b"PAR1 not really parquet PAR1")
+    assert read_parquet_files([good])["x"] == [1, 2]
+    with pytest.raises(DataError, match=f"data file {str(bad)!r} is not a readable parquet file"):
+        read_parquet_files([good, bad])
