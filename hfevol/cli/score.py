@@ -9,11 +9,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError
+from ..errors import DataError, MissingColumnError
 from ..io import BUILTIN_SAMPLE, load_rows, write_output
 from ..scoring.construction import MODES
 from ..scoring.ifd import IC_IFD_FORMS, IFD_FORMS
-from ..validation import require_columns
 from ._options import add_endpoint_options, add_model_options, backend_from
 
 HISTOGRAM_FILE = "ic_ifd_histogram.png"
@@ -44,7 +43,9 @@ def run(args: argparse.Namespace) -> int:
     ds = load_rows(args.dataset, split=args.split)
     if args.limit is not None:
         ds = ds.select(range(min(args.limit, len(ds))))
-    require_columns(ds.column_names, args.instruction_column, args.output_column)
+    for column, option in ((args.instruction_column, "--instruction-column"), (args.output_column, "--output-column")):
+        if column not in ds.column_names:
+            raise MissingColumnError(column, ds.column_names, hint=f"name the dataset's column with {option} COLUMN.")
     if len(ds) == 0:
         raise DataError(f"{args.dataset!r} has no rows to score")
     model_name = score.metadata()["model"]["model"]  # load the model or check the server before the progress bar starts
