@@ -225,12 +225,17 @@ def user_turn(instruction: str, input_text: str | None) -> str:
 
 
 def messages_for(instruction: str | None, input_text: str | None, output: str | None, system: str | None = None) -> list[dict[str, str]] | None:
-    """The chat ``messages`` of one Alpaca row; None when there is no instruction."""
-    if not instruction:
+    """The chat ``messages`` of one Alpaca row; None when there is no instruction.
+
+    A row whose instruction is not a string (a list in a JSON seed file) gets None too: the
+    transforms mark it ``invalid_input`` with the reason. An input, output or system value
+    that is not a string is left out of the turns.
+    """
+    if not instruction or not isinstance(instruction, str):
         return None
-    turns = [{"role": "system", "content": system}] if system else []
-    turns.append({"role": "user", "content": user_turn(instruction, input_text)})
-    if output:
+    turns = [{"role": "system", "content": system}] if system and isinstance(system, str) else []
+    turns.append({"role": "user", "content": user_turn(instruction, input_text if isinstance(input_text, str) else None)})
+    if output and isinstance(output, str):
         turns.append({"role": "assistant", "content": output})
     return turns
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .errors import DataError, DatasetNotFoundError, EmptyDatasetError
+from .file_checks import TEXT_SUFFIXES, check_utf8, json_problem
 from .paths import package_file
 
 if TYPE_CHECKING:
@@ -75,11 +76,16 @@ def load_rows(source: str, *, split: str = "train") -> "Dataset":
                         f"cannot read {source!r}: unknown file type {path.suffix!r}",
                         hint=f"use one of {', '.join(sorted(_FILE_BUILDERS))}.",
                     )
+                if path.suffix.lower() in TEXT_SUFFIXES:
+                    check_utf8(path, source)  # datasets would load JSON Lines with bad bytes and crash later
                 try:
                     return datasets.load_dataset(builder, data_files=str(path), split="train")
                 except Exception:
                     if _file_has_no_rows(path):  # datasets cannot build a split from an empty file
                         raise EmptyDatasetError(f"dataset file {source!r} has no rows", hint="check the file, or point --dataset at another one.") from None
+                    problem = json_problem(path) if builder == "json" else None
+                    if problem is not None:
+                        raise DataError(f"{source!r} is not valid JSON: {problem}", hint="fix the file at that line (JSON Lines hold one JSON object per line).") from None
                     raise
             if (path / "dataset_info.json").is_file() or (path / "state.json").is_file():
                 loaded = datasets.load_from_disk(str(path))
@@ -88,7 +94,7 @@ def load_rows(source: str, *, split: str = "train") -> "Dataset":
         except (DataError, DatasetNotFoundError):
             raise  # EmptyDatasetError is a DataError
         except Exception as exc:
-            raise DataError(f"cannot read {source!r} as a dataset: {str(exc).splitlines()[0]}") from exc
+            raise DataError(f"cannot read {source!r} as a dataset: {_first_line(exc)}") from exc
     if source.startswith((".", "/", "~")) or source.count("/") != 1:
         raise DatasetNotFoundError(
             f"dataset path {source!r} does not exist",
@@ -101,6 +107,63 @@ def load_rows(source: str, *, split: str = "train") -> "Dataset":
             f"cannot load Hub dataset {source!r}: {str(exc).splitlines()[0]}",
             hint="check the id and your network; with HF_HUB_OFFLINE=1 only cached datasets load.",
         ) from exc
+
+
+def read_run_record(folder: str | Path) -> dict[str, Any]:
+    """The run record (``hfevol_run.json``) of an output folder, as a dict.
+
+    Raises:
+        DatasetNotFoundError: the folder has no run record.
+        DataError: the record is not a JSON object (truncated, or edited by hand).
+    """
+    path = Path(folder) / RUN_FILE
+    if not path.is_file():
+        raise DatasetNotFoundError(f"{str(folder)!r} is not an hfevol output folder: it has no {RUN_FILE}", hint="give the --out folder of an earlier run.")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = f" (line {exc.lineno}, column {exc.colno}: {exc.msg})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise DataError(f"{str(path)!r} is not valid JSON{where}; the run record is truncated or damaged", hint="re-run the command that wrote the folder.") from None
+    if not isinstance(record, dict):
+        raise DataError(f"{str(path)!r} is not an hfevol run record: it holds a JSON {type(record).__name__}, not an object", hint="re-run the command that wrote the folder.")
+    return record
+
+
+def read_parquet_files(files: list[str | Path]) -> "Dataset":
+    """The rows of the parquet files ``files`` (one schema), as one dataset.
+
+    Raises:
+        DataError: a file is not a readable parquet file (the error names it).
+    """
+    import datasets
+    import pyarrow.parquet as pq
+
+    def refuse(f: str | Path, exc: Exception) -> DataError:
+        return DataError(f"data file {str(f)!r} is not a readable parquet file: {_first_line(exc)}", hint="re-run the command that wrote the folder.")
+
+    for f in files:  # a truncated file has no footer: caught here, before datasets logs it
+        try:
+            pq.read_metadata(str(f))
+        except Exception as exc:
+            raise refuse(f, exc) from exc
+    try:
+        return datasets.Dataset.from_parquet([str(f) for f in files])
+    except Exception as exc:
+        for f in files:  # a damaged page: find the file at fault, to name it
+            try:
+                pq.read_table(str(f))
+            except Exception as bad:
+                raise refuse(f, bad) from bad
+        raise DataError(f"cannot read the data files {[str(f) for f in files]}: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of the error's message; for datasets' "An error occurred while generating", its cause's."""
+    from datasets.exceptions import DatasetGenerationError
+
+    while isinstance(exc, DatasetGenerationError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _file_has_no_rows(path: Path) -> bool:

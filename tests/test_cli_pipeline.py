@@ -114,6 +114,22 @@ def test_evolve_then_respond_skips_and_keeps_unfinished_rows(capsys, tmp_path: P
     assert len(load_dataset(str(answered), data_dir="data/round_3", split="train")) == 1
 
 
+def test_respond_marks_a_list_instruction_invalid_before_generating_and_writes_every_row(capsys, tmp_path: Path, monkeypatch):
+    import hfevol.cli._options
+    from datasets import load_dataset
+
+    backend = KeywordBackend()
+    monkeypatch.setattr(hfevol.cli._options, "backend_from", lambda args: backend)
+    seeds = _jsonl(tmp_path / "seeds.jsonl", [{"instruction": "Say hi."}, {"instruction": ["Say", "hi"]}, {"instruction": "Say yes."}])
+    assert main(["respond", "--dataset", seeds, "--out", str(tmp_path / "o")]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    assert [r.messages[-1][1].strip().splitlines()[-1] for r in backend.calls] == ["Say hi.", "Say yes."]  # the list row never reached the model
+    rows = load_dataset(str(tmp_path / "o"), split="train").to_list()
+    assert [r["output_status"] for r in rows] == ["ok", "invalid_input", "ok"]
+    assert rows[1]["output_reason"] == "column 'instruction': the value is a list, not a string"
+    assert rows[1]["output"] is None and rows[1]["messages"] is None and rows[1]["instruction"] == ["Say", "hi"]
+
+
 def test_recipes_are_valid_and_expand_to_evolve_then_respond():
     for name, breadth in (("general", True), ("math", False), ("code", False)):
         recipe = load_recipe(RECIPES / f"{name}.toml")

@@ -78,3 +78,113 @@ def test_write_output_loads_back_with_datasets(tmp_path: Path):
     back = load_dataset(str(tmp_path / "out"), split="train")
     assert back.to_list() == ROWS
     assert json.loads((tmp_path / "out" / RUN_FILE).read_text()) == {"stages": []}
+
+
+# -- unreadable seed files: one line naming the file and the line ---------------------------
+
+
+@pytest.mark.parametrize(
+    "name, content, where",
+    [
+        ("seeds.jsonl", b'{"instruction": "a"}\n{"instruction": "caf\xe9"}\n', "line 2, byte 21 (0xe9)"),
+        ("seeds.csv", b"instruction,input\nfine,\n\xff\xfebad,\n", "line 3, byte 1 (0xff)"),
+        ("seeds.json", b'[{"instruction": "a"},\n {"instruction": "b\x80"}]\n', "line 2, byte 20 (0x80)"),
+    ],
+)
+def test_bytes_that_are_not_utf8_name_the_file_and_line(tmp_path: Path, name: str, content: bytes, where: str):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(DataError) as info:
+        load_rows(str(path))
+    assert info.value.message == f"{str(path)!r} is not UTF-8 text: {where} cannot be decoded"
+    assert "UTF-8" in info.value.hint
+
+
+def test_utf8_is_checked_across_block_boundaries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import hfevol.file_checks
+
+    monkeypatch.setattr(hfevol.file_checks, "_CHUNK", 7)  # lines and a 2-byte character straddle blocks
+    path = tmp_path / "seeds.jsonl"
+    path.write_bytes('{"instruction": "é"}\n'.encode() * 3 + b'{"instruction": "\xc3"}\n')
+    with pytest.raises(DataError, match=r"line 4, byte 18 \(0xc3\)"):
+        load_rows(str(path))
+
+
+@pytest.mark.parametrize(
+    "name, text, problem",
+    [
+        ("seeds.jsonl", '{"instruction": "a"}\n\n{"instruction": "b"\n{"instruction": "c"}\n', "line 3, column 20: Expecting ',' delimiter"),
+        ("seeds.jsonl", '{"instruction": "a"}\n["b"]\n', "line 2: a JSON list, not an object (one row per line)"),
+        ("seeds.json", '{"instruction": "a"}\n{"instruction": "b",}\n', "line 2, column 21: Expecting property name enclosed in double quotes"),
+        ("seeds.json", '[\n  {"instruction": "a"},\n  {"instruction": "b"}\n  {"instruction": "c"}\n]\n', "line 4, column 3: Expecting ',' delimiter"),
+    ],
+)
+def test_a_json_syntax_error_names_its_line(tmp_path: Path, name: str, text: str, problem: str):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(DataError) as info:
+        load_rows(str(path))
+    assert info.value.message == f"{str(path)!r} is not valid JSON: {problem}"
+
+
+def test_the_cli_prints_the_unreadable_line_in_one_line(tmp_path: Path, capsys):
+    from hfevol.cli import main
+
+    path = tmp_path / "seeds.jsonl"
+    path.write_bytes(b'{"instruction": "a"}\n{"instruction": "b"}\n{"instruction": "\xff"}\n')
+    assert main(["evolve", "--dataset", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.splitlines()[0] == f"error: {str(path)!r} is not UTF-8 text: line 3, byte 18 (0xff) cannot be decoded"
+    assert not (tmp_path / "o").exists()
+
+
+# -- an output folder whose record or data is damaged: retry-failed says so in one line -------
+
+
+def _evolve_output(folder: Path) -> Path:
+    from datasets import Dataset
+
+    record = {"stages": [], "commands": [{"command": "evolve", "options": {"dataset": "seeds.jsonl", "no_cache": False}}]}
+    return write_output(Dataset.from_dict({"instruction": ["a", "b"], "evol_status": ["ok", "failed"]}), folder, record)
+
+
+def _retry_error(capsys, folder: Path) -> str:
+    from hfevol.cli import main
+
+    assert main(["retry-failed", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "ERROR" not in err
+    return err[err.index("error: ") :].splitlines()[0]
+
+
+def test_retry_failed_on_a_truncated_run_record_is_one_line(tmp_path: Path, capsys):
+    out = _evolve_output(tmp_path / "o")
+    text = (out / RUN_FILE).read_text()
+    (out / RUN_FILE).write_text(text[: len(text) // 2])
+    line = _retry_error(capsys, out)
+    assert line.startswith(f"error: {str(out / RUN_FILE)!r} is not valid JSON (line ")
+    assert line.endswith("); the run record is truncated or damaged")
+    (out / RUN_FILE).write_text("[1, 2]\n")
+    assert _retry_error(capsys, out) == f"error: {str(out / RUN_FILE)!r} is not an hfevol run record: it holds a JSON list, not an object"
+
+
+def test_retry_failed_on_a_corrupt_parquet_file_names_it(tmp_path: Path, capsys):
+    out = _evolve_output(tmp_path / "o")
+    data = out / "data" / "train.parquet"
+    data.write_bytes(data.read_bytes()[:-20])  # cut off the footer
+    line = _retry_error(capsys, out)
+    assert line.startswith(f"error: data file {str(data)!r} is not a readable parquet file: ")
+
+
+def test_read_parquet_files_names_the_damaged_one_of_several(tmp_path: Path):
+    from datasets import Dataset
+
+    from hfevol.io import read_parquet_files
+
+    good, bad = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    Dataset.from_dict({"x": [1, 2]}).to_parquet(str(good))
+    bad.write_bytes(b"PAR1 not really parquet PAR1")
+    assert read_parquet_files([good])["x"] == [1, 2]
+    with pytest.raises(DataError, match=f"data file {str(bad)!r} is not a readable parquet file"):
+        read_parquet_files([good, bad])

@@ -60,3 +60,17 @@ def test_select_on_a_dataset():
         select(ds.select([]), top=1)
     with pytest.raises(MissingColumnError, match="'ifd'"):
         select(ds.remove_columns("ifd"), drop_ifd_above_one=True)
+
+
+def test_select_refuses_a_text_column_and_lists_numeric_ones_for_a_missing_column():
+    ds = Dataset.from_dict({"instruction": ["a", "b"], "ic_ifd": [0.1, 0.2], "ifd": [0.5, 0.6]})
+    with pytest.raises(ConfigError) as info:
+        select(ds, by="instruction", top=1)
+    assert info.value.message == "by='instruction' names a column of string values; rows can only be ranked by a numeric score"
+    assert info.value.hint == "choose one of the numeric columns: ic_ifd, ifd."
+    with pytest.raises(MissingColumnError) as missing:
+        select(ds, by="score", top=1)
+    assert missing.value.hint == "by must name one of its numeric columns: ic_ifd, ifd."
+    with pytest.raises(MissingColumnError) as unscored:
+        select(ds.remove_columns(["ic_ifd", "ifd"]), top=1)
+    assert unscored.value.hint.startswith("score the data first")

@@ -125,15 +125,43 @@ def test_forms_are_applied_and_named_in_the_metadata(tiny_lm_dir):
     assert meta["max_length"] == 256 and meta["truncation"].startswith("right")
 
 
-def test_truncation_is_recorded_per_row(tiny_lm_dir):
+def _count_scored_sequences(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record how many sequences each call of the loss core receives (each one is a forward pass's row)."""
+    import hfevol.scoring.transform as transform
+
+    calls: list[int] = []
+    real = transform.span_losses
+
+    def counting(model, sequences, **kwargs):
+        calls.append(len(sequences))
+        return real(model, sequences, **kwargs)
+
+    monkeypatch.setattr(transform, "span_losses", counting)
+    return calls
+
+
+def test_truncation_is_recorded_per_row(tiny_lm_dir, monkeypatch):
+    calls = _count_scored_sequences(monkeypatch)
     score = Score(model=tiny_lm_dir, device="cpu", max_length=12)
-    out = score({"instruction": ["Hi.", "A question longer than twelve characters"], "output": ["Yes, fine.", "ok"]})
+    question = "A question longer than twelve characters"
+    out = score({"instruction": ["Hi.", question], "output": ["Yes, fine.", "ok"]})
     assert out["score_truncated"] == [True, True]
     # row 0: 1 + 3 + 1 + 10 = 15 tokens -> 12 kept: L(A|Q) covers tokens 4..11 (8); the answer alone (11 tokens) fits
     assert (out["score_status"][0], out["tokens_a_given_q"][0], out["tokens_a"][0]) == ("ok", 8, 10)
-    # row 1: the question fills the context, so L(A|Q) has no tokens
+    # row 1: the question (BOS + 40 characters) fills the limit, so L(A|Q) has no tokens: decided without the model
     assert out["score_status"][1] == "undefined"
-    assert out["score_reason"][1] == "L(A|Q) has no scored tokens; truncated to 12 tokens"
+    assert out["score_reason"][1] == f"the question alone fills the 12-token limit ({1 + len(question)} tokens), so L(A|Q) has no scored tokens; not run through the model"
+    assert math.isnan(out["ifd"][1]) and math.isnan(out["ic_ifd"][1]) and out["tokens_q"][1] == 0
+    assert calls == [2]  # row 0's two sequences only
+
+
+def test_a_batch_of_rows_whose_question_fills_the_limit_never_runs_the_model(tiny_lm_dir, monkeypatch):
+    calls = _count_scored_sequences(monkeypatch)
+    score = Score(model=tiny_lm_dir, device="cpu", max_length=8)
+    out = score({"instruction": ["Seven c", "Much longer than eight"], "output": ["Yes.", "No."]})
+    assert out["score_status"] == ["undefined", "undefined"]
+    assert out["score_reason"][0] == "the question alone fills the 8-token limit (8 tokens), so L(A|Q) has no scored tokens; not run through the model"
+    assert calls == []
 
 
 def test_transform_pickles_as_configuration_and_keeps_its_fingerprint(tiny_lm_dir):

@@ -74,6 +74,16 @@ def test_too_long_uses_max_model_len_and_max_length_cuts_first():
     assert (cut["loss_a_given_q"][0], cut["loss_a"][0]) == pytest.approx(((1.0 + 1.5) / 2, (0.5 + 1.0 + 1.5) / 3))
 
 
+def test_a_question_that_alone_fills_max_length_is_decided_without_a_request():
+    rows = {"instruction": ["a b", "q r s t u"], "input": ["", ""], "output": ["c d", "v"]}
+    with VLLMTestServer(_HandSetEngine()) as srv:
+        out = EndpointScore(endpoint=_backend(srv.url), max_length=4)(rows, [0, 1])
+        sent = [len(r.body["prompt"]) for r in srv.generations() if isinstance(r.body["prompt"], list)]
+    assert out["score_status"] == ["ok", "undefined"] and out["score_truncated"] == [False, True]
+    assert out["score_reason"][1] == "the question alone fills the 4-token limit (5 tokens), so L(A|Q) has no scored tokens; not run through the model"
+    assert sorted(sent) == [2, 4, 8]  # the start-up check (8 words), then row 0's two sequences; nothing for row 1
+
+
 def test_a_server_without_prompt_logprobs_fails_before_any_row():
     with VLLMTestServer(_HandSetEngine(), prompt_logprobs=False) as srv:  # an OpenAI server without vLLM's extension
         with pytest.raises(EndpointError, match="no prompt log-probabilities") as info:

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError, DatasetNotFoundError
-from ..io import RUN_FILE
+from ..io import RUN_FILE, read_parquet_files, read_run_record
 from ._claim import writes_output
 from ._options import add_endpoint_options
 
@@ -37,10 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _failed_rows(out: Path, status_column: str) -> int:
-    import datasets
-
     files = sorted(str(p) for p in (out / "data").rglob("*.parquet"))
-    return sum(1 for s in datasets.Dataset.from_parquet(files)[status_column] if s == "failed") if files else 0
+    return sum(1 for s in read_parquet_files(files)[status_column] if s == "failed") if files else 0
 
 
 @writes_output(option="the output folder")
@@ -54,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     record_path = out / RUN_FILE
     if not record_path.is_file() or not (out / "data").is_dir():
         raise DatasetNotFoundError(f"{out} is not an hfevol output folder (no {RUN_FILE} or data/)", hint="give the --out folder of an earlier run.")
-    record = json.loads(record_path.read_text())
+    record = read_run_record(out)
     commands = record.get("commands") or [{}]
     command = commands[-1]  # the one that wrote this folder (respond keeps the evolve record it read)
     if command.get("command") not in ("evolve", "respond"):

@@ -7,12 +7,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DataError
+from ..errors import DataError, MissingColumnError
 from ..io import BUILTIN_SAMPLE, write_output
 from ..scoring.construction import MODES
 from ..scoring.ifd import IC_IFD_FORMS, IFD_FORMS
 from ..stats import finite_mean
-from ..validation import require_columns
 from ._claim import writes_output
 from ._options import add_column_options, add_dataset_options, add_endpoint_options, add_limit_option, add_model_options, backend_from, rows_from
 from ._report import column_sum, value_counts
@@ -43,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
 
     score = _scorer(args)
     ds = rows_from(args)
-    require_columns(ds.column_names, args.instruction_column, args.output_column)
+    for column, option in ((args.instruction_column, "--instruction-column"), (args.output_column, "--output-column")):
+        if column not in ds.column_names:
+            raise MissingColumnError(column, ds.column_names, hint=f"name the dataset's column with {option} COLUMN.")
     if len(ds) == 0:
         raise DataError(f"{args.dataset!r} has no rows to score")
     model_name = score.metadata()["model"]["model"]  # load the model or check the server before the progress bar starts

@@ -23,10 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 @writes_output()
 def run(args: argparse.Namespace) -> int:
-    from ..scoring.select import select
+    from ..scoring.select import check_score_column, select
 
     started = time.perf_counter()
     ds = rows_from(args)
+    check_score_column(ds, args.by, option="--by")
     kept, selection = select(ds, by=args.by, top=args.top, ascending=args.ascending, drop_ifd_above_one=args.drop_ifd_above_one, return_selection=True)
     out = Path(args.out)
     summary = selection.summary()

@@ -88,7 +88,7 @@ def load_model(name: str = EMBEDDED_MODEL, *, dtype: str = "auto", device: str =
         if key in _LOADED:
             return _LOADED[key]
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
         source, identity = resolve_model(name)
         resolved_device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
@@ -98,18 +98,19 @@ def load_model(name: str = EMBEDDED_MODEL, *, dtype: str = "auto", device: str =
             torch_dtype = getattr(torch, dtype, None)
             if not isinstance(torch_dtype, torch.dtype):
                 raise ModelLoadError(f"unknown dtype {dtype!r}", hint="use 'auto', 'float32', 'bfloat16' or 'float16'.")
+        local = Path(source).is_dir()
+        try:
+            config = AutoConfig.from_pretrained(source)
+        except Exception as exc:
+            raise _load_error(name, local, "config", exc) from exc
         try:
             tokenizer = AutoTokenizer.from_pretrained(source)
-            model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
-        except OSError as exc:
-            raise ModelNotFoundError(
-                f"cannot find model {name!r}: {str(exc).splitlines()[0]}",
-                hint="with HF_HUB_OFFLINE=1 a Hub id loads only if it is in the local cache; a local folder always works.",
-            ) from exc
-        except ValueError as exc:
-            raise ModelLoadError(
-                f"model {name!r} does not load as a causal language model: {str(exc).splitlines()[0]}"
-            ) from exc
+        except Exception as exc:
+            raise _load_error(name, local, "tokenizer", exc) from exc
+        try:
+            model = AutoModelForCausalLM.from_pretrained(source, config=config, dtype=torch_dtype)
+        except Exception as exc:
+            raise _load_error(name, local, "model", exc) from exc
         model.to(resolved_device).eval()
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -118,3 +119,41 @@ def load_model(name: str = EMBEDDED_MODEL, *, dtype: str = "auto", device: str =
         _LOADED[key] = loaded
         logger.info("loaded model %s on %s", name, resolved_device)
         return loaded
+
+
+_REASON_CHARS = 600
+"""Longer reasons (transformers lists every known model class) stop at a sentence end before this."""
+
+
+def _reason(exc: BaseException) -> str:
+    """The whole message of ``exc`` on one line; a very long one ends at a sentence boundary."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if len(text) <= _REASON_CHARS:
+        return text
+    end = text.rfind(". ", 0, _REASON_CHARS)
+    return (text[: end + 1] if end > 0 else text[:_REASON_CHARS]) + " [...]"
+
+
+def _load_error(name: str, local: bool, part: str, exc: BaseException) -> ModelNotFoundError | ModelLoadError:
+    """The error for a ``part`` (``"config"``, ``"tokenizer"`` or ``"model"``) of model ``name`` that did not load."""
+    reason = _reason(exc)
+    if not local and isinstance(exc, OSError):
+        return ModelNotFoundError(
+            f"cannot find model {name!r}: {reason}",
+            hint="with HF_HUB_OFFLINE=1 a Hub id loads only if it is in the local cache; a local folder always works.",
+        )
+    if part == "config":
+        return ModelLoadError(
+            f"the config of model {name!r} does not load: {reason}",
+            hint="config.json must be valid JSON naming a model type that this version of transformers knows, as model.save_pretrained(DIR) writes it.",
+        )
+    if part == "tokenizer":
+        return ModelLoadError(
+            f"the tokenizer of model {name!r} does not load: {reason}",
+            hint="the folder needs the files tokenizer.save_pretrained(DIR) writes (tokenizer.json for a fast tokenizer).",
+        )
+    where = "the folder needs config.json and the weights (model.safetensors or pytorch_model.bin) that model.save_pretrained(DIR) writes"
+    return ModelLoadError(
+        f"model {name!r} does not load as a causal language model: {reason}",
+        hint=f"{where}, of a causal (decoder-only) language model." if local else "check that the id names a causal (decoder-only) language model.",
+    )

@@ -104,13 +104,18 @@ def read_source(folder: str | Path) -> ReleaseSource:
 
     Raises:
         DatasetNotFoundError: the folder does not exist.
-        NotHfevolOutputError: no valid ``hfevol_run.json``, no parquet under ``data/``, an
+        NotHfevolOutputError: a file instead of a folder, no valid ``hfevol_run.json``, no parquet under ``data/``, an
             unreadable data file or a layout deeper than ``data/<config>/<split>.parquet``.
         EmptyDatasetError: the data, or one of its configs, has no rows.
     """
     import pyarrow.parquet as pq
 
     root = Path(folder).expanduser()
+    if root.is_file():
+        raise NotHfevolOutputError(
+            f"{str(folder)!r} is a file, not an output folder",
+            hint=f"give the folder that holds {RUN_FILE} and data/ (the --out folder of an hfevol run), not a file in it.",
+        )
     if not root.is_dir():
         raise DatasetNotFoundError(f"output folder {str(folder)!r} does not exist", hint="give the --out folder of an hfevol run.")
     hint = "publish a folder written by an hfevol run (e.g. `hfevol evolve --out DIR`)."

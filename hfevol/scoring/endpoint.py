@@ -220,6 +220,10 @@ class EndpointScore(_RowScoring):
         async def one(k: int) -> None:
             j = rows[k]
             cut = [s.truncate(self.max_length) for s in pairs[k]]
+            if self._answer_cut_away(out, j, pairs[k][0], cut[0], self.max_length):
+                if bar is not None:
+                    bar.update(1)
+                return
             sent = cut if source.sends_ids else pairs[k]  # TGI reads the whole text
             try:
                 longest = max(len(s.ids) for s in sent)

@@ -147,12 +147,12 @@ def select(
 
     Raises:
         MissingColumnError: ``by`` (or the IFD column, with the filter) is absent.
-        ConfigError: a bad ``top``.
+        ConfigError: a bad ``top``, or ``by`` names a column that is not numeric.
         DataError: the dataset has no rows.
     """
-    for column in (by, *([ifd_column] if drop_ifd_above_one else [])):
-        if column not in ds.column_names:
-            raise MissingColumnError(column, ds.column_names, hint="score the data first: `hfevol score` (or the Score transform) adds ifd and ic_ifd.")
+    check_score_column(ds, by)
+    if drop_ifd_above_one:
+        check_score_column(ds, ifd_column, option="ifd_column")
     if len(ds) == 0:
         raise DataError("the dataset has no rows to select from")
     selection = plan_selection(
@@ -166,6 +166,43 @@ def select(
         logger.warning("%d of %d rows have no %s score and were not selected", selection.undefined, selection.total, by)
     kept = ds.select(selection.indices)
     return (kept, selection) if return_selection else kept
+
+
+SCORE_COLUMNS: tuple[str, ...] = ("ifd", "ic_ifd")
+"""The columns :class:`~hfevol.scoring.Score` adds that ``select`` ranks by."""
+
+
+def numeric_columns(ds: "Dataset") -> list[str]:
+    """The columns of ``ds`` that hold integers or floats (the ones a selection can rank by)."""
+    from datasets import Value
+
+    return [name for name, feature in ds.features.items() if isinstance(feature, Value) and feature.dtype.startswith(("int", "uint", "float", "bfloat"))]
+
+
+def check_score_column(ds: "Dataset", column: str, *, option: str = "by") -> None:
+    """Raise unless ``column`` is a numeric column of ``ds``; ``option`` is how the error names the setting.
+
+    Raises:
+        MissingColumnError: the column is absent. The hint lists the numeric columns, or
+            says to score the data first when it has no score column.
+        ConfigError: the column holds text or another non-numeric type.
+    """
+    numeric = numeric_columns(ds)
+    choices = f"numeric columns: {', '.join(numeric)}" if numeric else "the dataset has no numeric column"
+    if column not in ds.column_names:
+        if any(c in ds.column_names for c in SCORE_COLUMNS):
+            hint = f"{option} must name one of its {choices}."
+        else:
+            hint = "score the data first: `hfevol score` (or the Score transform) adds ifd and ic_ifd" + (f"; its {choices}." if numeric else ".")
+        raise MissingColumnError(column, ds.column_names, hint=hint)
+    if column not in numeric:
+        feature = ds.features[column]
+        kind = getattr(feature, "dtype", None) or type(feature).__name__
+        named = f"{option} {column!r}" if option.startswith("-") else f"{option}={column!r}"
+        raise ConfigError(
+            f"{named} names a column of {kind} values; rows can only be ranked by a numeric score",
+            hint=f"choose one of the {choices}." if numeric else "score the data first: `hfevol score` adds ifd and ic_ifd.",
+        )
 
 
 def _defined(value: Any) -> bool:

@@ -13,7 +13,7 @@ from ..status import Status
 from ..validation import require_columns
 from .construction import ANSWER, ANSWER_GIVEN_QUESTION, MODES, QUESTION, Mode, TokenizerEncoder, chat_sequences, question_text, reference_sequences
 from .ifd import IcIfdForm, IfdForm, check_forms, row_scores
-from .losses import SpanLoss, context_length, span_losses
+from .losses import SpanLoss, TokenSequence, context_length, span_losses
 
 Batch = dict[str, list[Any]]
 
@@ -158,6 +158,25 @@ class _RowScoring:
             return "undefined", None, "empty answer"
         return None
 
+    def _answer_cut_away(self, out: Batch, j: int, full: TokenSequence, cut: TokenSequence, limit: int | None) -> bool:
+        """Mark row ``j`` undefined, before any model call, when truncation leaves L(A|Q) no token.
+
+        The question alone then fills the limit, so neither IFD nor IC-IFD can be computed:
+        running the row (up to the whole context) would only confirm it.
+        """
+        start, end = _span(cut, ANSWER_GIVEN_QUESTION)
+        if not cut.truncated or end > start:
+            return False
+        question = _span(full, ANSWER_GIVEN_QUESTION)[0]
+        _fill(
+            out,
+            j,
+            status="undefined",
+            reason=f"the question alone fills the {limit}-token limit ({question} tokens), so L(A|Q) has no scored tokens; not run through the model",
+            truncated=True,
+        )
+        return True
+
     def _record(self, out: Batch, j: int, conditioned: dict[str, SpanLoss], alone: dict[str, SpanLoss], *, truncated: bool, limit: int | None) -> None:
         """Row ``j``'s scores from its span losses."""
         q, aq, a = conditioned[QUESTION], conditioned[ANSWER_GIVEN_QUESTION], alone[ANSWER]
@@ -201,7 +220,8 @@ class Score(_RowScoring):
         - ``score_truncated`` (bool): a sequence was cut to ``max_length`` tokens
           (:data:`TRUNCATION_RULE`).
         - ``score_status`` (str): ``ok`` (both scores defined); ``undefined`` (a score is
-          NaN: empty instruction or answer, no scored tokens, a zero loss);
+          NaN: empty instruction or answer, a question that alone fills ``max_length``
+          (decided before the model runs), no scored tokens, a zero loss);
           ``invalid_input`` (a None or non-string value; nothing was scored);
           ``skipped`` (the row's ``skip_unless`` status, ``evol_status`` by default, is not
           ``ok``: an eliminated or failed evolution has no answer to score).
@@ -261,12 +281,24 @@ class Score(_RowScoring):
         build = chat_sequences if self.mode == "chat" else reference_sequences
         pairs = build(self._encoder, questions, answers)
         limit = self.effective_max_length()
-        sequences = [seq.truncate(limit) for pair in pairs for seq in pair]
+        kept: list[int] = []
+        sequences: list[TokenSequence] = []
+        for k, j in enumerate(rows):
+            cut = [seq.truncate(limit) for seq in pairs[k]]
+            if not self._answer_cut_away(out, j, pairs[k][0], cut[0], limit):
+                kept.append(j)
+                sequences.extend(cut)
+        if not sequences:
+            return
         pad = loaded.tokenizer.pad_token_id
         losses = span_losses(loaded.model, sequences, batch_size=self.batch_size, pad_token_id=pad if pad is not None else 0, progress=self.progress and "Scoring")
-        for k, j in enumerate(rows):
+        for k, j in enumerate(kept):
             truncated = sequences[2 * k].truncated or sequences[2 * k + 1].truncated
             self._record(out, j, losses[2 * k], losses[2 * k + 1], truncated=truncated, limit=limit)
+
+def _span(sequence: TokenSequence, name: str) -> tuple[int, int]:
+    return next((start, end) for span, start, end in sequence.spans if span == name)
+
 
 def _fill(
     out: Batch,
