@@ -95,6 +95,8 @@ def test_run_many_keeps_the_order_of_the_jobs(sandbox: Sandbox) -> None:
     runs = sandbox.run_many(jobs)
     assert [run.results for run in runs] == [[True, False]] * 10
     assert sandbox.run_many([]) == []
+    checks = sandbox.run_many([("def check(r):\n    return r == 'a'\n", ["a", "b"], "check")] * 3)
+    assert [run.results for run in checks] == [[True, False]] * 3
 
 
 def test_sandbox_pickles_as_its_settings_only(sandbox: Sandbox) -> None:

@@ -155,13 +155,20 @@ class Sandbox:
         return FunctionRun(reply["status"], reply["results"], reply["errors"], time.monotonic() - started, level)
 
     def run_many(self, jobs: Iterable[tuple[str, Sequence[str]]]) -> list[FunctionRun]:
-        """Run ``(source, inputs)`` jobs concurrently over the pool; results in the jobs' order."""
+        """Run ``(source, inputs)`` jobs concurrently over the pool; results in the jobs' order.
+
+        A job may carry a third item, the entry name (default ``"evaluate"``).
+        """
         jobs = list(jobs)
         self.level  # noqa: B018 - probe (and refuse) before any thread starts
+
+        def one(job: tuple) -> FunctionRun:
+            return self.run(job[0], job[1], *job[2:3])
+
         if len(jobs) <= 1 or self.workers == 1:
-            return [self.run(source, inputs) for source, inputs in jobs]
+            return [one(job) for job in jobs]
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="hfevol-sandbox") as executor:
-            return list(executor.map(lambda job: self.run(job[0], job[1]), jobs))
+            return list(executor.map(one, jobs))
 
     def close(self) -> None:
         """Stop this process's zygotes of this sandbox's level (started again on the next run)."""
