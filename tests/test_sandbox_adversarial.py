@@ -42,11 +42,10 @@ def sandbox_s(request: pytest.FixtureRequest):
 
 
 def test_endless_loop_times_out_per_input_and_stops_after_two(sandbox: Sandbox) -> None:
-    started = time.monotonic()
     run = sandbox.run("def evaluate(r):\n    while True:\n        pass\n", ["a", "b", "c", "d"])
+    # "ok", not killed: four timers of 0.3 s would overrun the 1 s deadline; after two the rest are skipped.
     assert run.status == "ok"
     assert run.results == [None] * 4 and run.errors == ["timeout"] * 4
-    assert time.monotonic() - started < 1.0  # two timers of 0.3 s, the rest skipped
     assert_honest(sandbox)
 
 
