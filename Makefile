@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 export HF_HUB_DISABLE_TELEMETRY=1
 
-.PHONY: run test test-fast test-llamacpp venv prepare clean
+.PHONY: run test test-fast test-llamacpp venv prepare clean sandbox-deps
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,15 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[test]"
 	touch $@
 
-venv: $(BIN)/.installed
+venv: sandbox-deps $(BIN)/.installed
+
+# bubblewrap namespaces for the AutoIF verifier sandbox (hfevol.sandbox); without it the sandbox
+# runs at a lower level and warns. Installed where apt-get is available and we are root.
+sandbox-deps:
+	@if command -v bwrap >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  apt-get install -y -q bubblewrap || { apt-get update -q && apt-get install -y -q bubblewrap; }; \
+	else echo "warning: bubblewrap (bwrap) is missing; install it for the full verifier sandbox" >&2; fi
 
 prepare: venv
 	$(BIN)/hfevol prepare

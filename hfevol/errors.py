@@ -23,6 +23,7 @@ also derives from the matching builtin, so ``except ValueError`` keeps working::
     ├── CacheError                            the request cache file cannot be used
     ├── LockedError                           another command holds the folder's lock
     ├── OutputError (OSError)                 an output folder cannot be written (not a folder, read-only, full disk)
+    ├── SandboxUnavailableError               the verifier sandbox cannot start at the level asked for
     ├── PublishError                          a release could not be made
     │   ├── MissingTokenError (PermissionError)   no Hub token in the environment or login
     │   ├── ReleaseExistsError (FileExistsError)  the version is already released
@@ -173,6 +174,10 @@ class LockedError(HfevolError):
 
 class OutputError(HfevolError, OSError):
     """An output folder or the request cache cannot be written: not a folder, read-only, or the disk is full."""
+
+
+class SandboxUnavailableError(HfevolError):
+    """The verifier sandbox (:mod:`hfevol.sandbox`) is below the required level, or its workers cannot start."""
 
 
 class NotHfevolOutputError(DataError):
