@@ -156,6 +156,16 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else ""
 
 
+def auth_headers(token: str | None) -> dict[str, str]:
+    """The HTTP headers that carry ``token`` (none without one): the one place a request gets credentials.
+
+    Every request to an endpoint, through ``huggingface_hub`` or straight through httpx,
+    carries these headers and no other credential; which token (if any) goes where is the
+    backend's decision (:meth:`~hfevol.backends.endpoint.EndpointBackend._token`).
+    """
+    return {"authorization": f"Bearer {token}"} if token else {}
+
+
 class Channel:
     """One connection pool to an endpoint, and the clients that use it. Backends send through a channel."""
 
@@ -164,9 +174,8 @@ class Channel:
 
         self.url = url
         self.in_flight = 0
-        self._token = token
-        self._headers = dict(headers)
-        self._raw_headers = {**self._headers, "authorization": f"Bearer {token}"} if token else dict(self._headers)
+        self._request_headers = {**headers, **auth_headers(token)}
+        """What every request carries: the configured headers and the token's, nothing from huggingface_hub's login."""
         self._timeout = policy.timeout
         self.http = httpx2.AsyncClient(
             timeout=httpx2.Timeout(policy.timeout, connect=min(CONNECT_TIMEOUT, policy.timeout)),
@@ -181,16 +190,16 @@ class Channel:
 
     @property
     def hf(self) -> Any:
-        """A ``huggingface_hub.AsyncInferenceClient`` for this URL that uses this channel's pool."""
+        """A ``huggingface_hub.AsyncInferenceClient`` for this URL that uses this channel's pool and headers."""
         if self._hf is None:
-            self._hf = _client_class()(self.http, base_url=self.url, token=self._token, headers=self._headers, timeout=self._timeout)
+            self._hf = _client_class()(self.http, self._request_headers, base_url=self.url, timeout=self._timeout)
         return self._hf
 
     async def get_json(self, path: str) -> Any:
-        return _json_of(await self.http.get(self.url + path, headers=self._raw_headers))
+        return _json_of(await self.http.get(self.url + path, headers=self._request_headers))
 
     async def post_json(self, path: str, payload: dict[str, Any]) -> Any:
-        return _json_of(await self.http.post(self.url + path, json=payload, headers=self._raw_headers))
+        return _json_of(await self.http.post(self.url + path, json=payload, headers=self._request_headers))
 
 
 class Endpoint:
@@ -249,18 +258,27 @@ _CLIENT_CLASS: type | None = None
 
 
 def _client_class() -> type:
-    """``AsyncInferenceClient`` that takes its httpx pool from hfevol (built once, on first use)."""
+    """``AsyncInferenceClient`` that takes its httpx pool and its headers from hfevol (built once, on first use)."""
     global _CLIENT_CLASS
     if _CLIENT_CLASS is None:
         from huggingface_hub import AsyncInferenceClient
 
         class PooledInferenceClient(AsyncInferenceClient):
-            def __init__(self, http: Any, **kwargs: Any) -> None:
+            def __init__(self, http: Any, headers: dict[str, str], **kwargs: Any) -> None:
                 super().__init__(**kwargs)
                 self._hfevol_http = http
+                self._hfevol_headers = dict(headers)
 
             async def _get_async_client(self) -> Any:  # the one hook huggingface_hub uses to get its pool
                 return self._hfevol_http
+
+            async def _inner_post(self, request_parameters: Any, *, stream: bool = False) -> Any:
+                # huggingface_hub adds the Hugging Face token (HF_TOKEN or the stored login) to
+                # every request whatever ``token`` says (None means "the stored one"): drop its
+                # credentials and send the channel's headers instead.
+                kept = {k: v for k, v in request_parameters.headers.items() if k.lower() != "authorization"}
+                request_parameters.headers = {**kept, **self._hfevol_headers}
+                return await super()._inner_post(request_parameters, stream=stream)
 
         _CLIENT_CLASS = PooledInferenceClient
     return _CLIENT_CLASS
