@@ -130,7 +130,8 @@ def test_token_env_sends_that_variable_and_no_hugging_face_token(command, api, r
     assert not any(TOKEN in v for _, _, headers in seen for v in headers.values())
     record = (tmp_path / "out" / "hfevol_run.json").read_text()
     assert "server-key-7f3a" not in record and "server-key-7f3a" not in printed
-    assert json.loads(record)["commands"][-1]["options"]["token_env"] == "MY_SERVER_KEY"  # the name is recorded, not the key
+    if command != "score":  # score records no options
+        assert json.loads(record)["commands"][-1]["options"]["token_env"] == "MY_SERVER_KEY"  # the name is recorded, not the key
 
 
 # -- headers and URLs: sent, never recorded or shown ---------------------------------------
@@ -190,3 +191,11 @@ def test_the_run_record_keeps_no_url_secret_nor_header_value():
     args = argparse.Namespace(run=print, endpoint=["http://u:pw-9@h:1/?k=key-9", "http://h:2"], header=["X-A: value-9", "X-B:"], token_env="K")
     options = run_options(args)
     assert options == {"endpoint": ["http://***@h:1/?k=***", "http://h:2"], "header_names": ["X-A", "X-B"], "token_env": "K"}
+
+
+def test_a_backend_shows_no_header_value():
+    from hfevol.backends.tgi import TGIBackend
+
+    backend = TGIBackend(urls="http://127.0.0.1:9", headers={"X-Trace-Id": "value-3c9d"})
+    assert backend.headers == {"X-Trace-Id": "value-3c9d"}  # kept, to be sent
+    assert "value-3c9d" not in repr(backend) + str(backend)
