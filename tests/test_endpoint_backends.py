@@ -7,7 +7,7 @@ import pickle
 import time
 
 import pytest
-from _servers import FAST, free_port, rows
+from _servers import FAST, free_port, rows, wait_until
 
 from hfevol.backends import GenerationRequest, SamplingParams
 from hfevol.backends.openai import OpenAIBackend
@@ -300,9 +300,10 @@ def test_server_dying_mid_run_fails_the_remaining_rows_quickly_and_loses_nothing
 
     async def run():
         task = asyncio.gather(*(cached.agenerate(r) for r in requests))
-        while len(srv.generations()) < 10:
-            await asyncio.sleep(0.01)
-        srv.stop()
+        try:
+            await wait_until(lambda: len(srv.generations()) >= 10, timeout=60, what="10 answered requests")
+        finally:
+            srv.stop()
         return await task
 
     started = time.monotonic()

@@ -285,7 +285,11 @@ def _client_class() -> type:
 
 
 class Transport:
-    """The endpoints of one backend inside one event loop, and the retry loop around each request."""
+    """The endpoints of one backend inside one event loop, and the retry loop around each request.
+
+    ``clock`` (seconds, monotonic), ``sleep`` (a coroutine function) and ``rng`` (the jitter)
+    are attributes, so that a test can drive the retry loop on a made-up clock.
+    """
 
     def __init__(
         self,
@@ -300,11 +304,13 @@ class Transport:
         self.policy = policy
         self.stats = stats
         self.endpoints = [Endpoint(u, limit=n, policy=policy, headers=headers, token=token) for u, n in zip(urls, limits, strict=True)]
-        self._rng = random.Random()
+        self.clock: Callable[[], float] = time.monotonic
+        self.sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+        self.rng = random.Random()
         self._turn = 0
 
     def _pick(self) -> Endpoint:
-        now = time.monotonic()
+        now = self.clock()
         usable = [e for e in self.endpoints if e.failing_since is None or now - e.last_failure >= PROBE_INTERVAL]
         n = len(self.endpoints)
         self._turn += 1
@@ -313,7 +319,7 @@ class Transport:
 
     def _check_breaker(self) -> None:
         """Fail at once when every endpoint has failed to connect for longer than one request's budget."""
-        now = time.monotonic()
+        now = self.clock()
         budget = self.policy.max_total_seconds
         if all(e.failing_since is not None and now - e.failing_since > budget for e in self.endpoints):
             urls = ", ".join(e.url for e in self.endpoints)
@@ -325,7 +331,7 @@ class Transport:
 
     async def call(self, send: Callable[[Channel], Awaitable[T]], *, endpoint: Endpoint | None = None) -> T:
         """Run ``send`` on an endpoint, retrying retryable failures; raise :class:`EndpointError` when it gives up."""
-        started = time.monotonic()
+        started = self.clock()
         attempt = 0
         while True:
             attempt += 1
@@ -347,7 +353,7 @@ class Transport:
             except Exception as exc:  # classified below; unknown exceptions re-raise from classify
                 error = classify(exc, target.url)
                 if error.cause == "connection":
-                    target.last_failure = time.monotonic()
+                    target.last_failure = self.clock()
                     target.failing_since = target.failing_since or target.last_failure
             else:
                 target.failing_since = None
@@ -358,8 +364,8 @@ class Transport:
             if not error.retryable:
                 self.stats.record_failure(error.cause)
                 raise error
-            wait = self.policy.delay(attempt, error.retry_after, self._rng)
-            elapsed = time.monotonic() - started
+            wait = self.policy.delay(attempt, error.retry_after, self.rng)
+            elapsed = self.clock() - started
             if attempt >= self.policy.max_attempts or elapsed + wait > self.policy.max_total_seconds:
                 self.stats.record_failure(error.cause)
                 raise EndpointError(
@@ -369,7 +375,7 @@ class Transport:
                     status=error.status,
                 ) from error
             self.stats.record_retry(error.cause)
-            await asyncio.sleep(wait)
+            await self.sleep(wait)
 
     async def aclose(self) -> None:
         for e in self.endpoints:
