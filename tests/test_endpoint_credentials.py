@@ -199,3 +199,18 @@ def test_a_backend_shows_no_header_value():
     backend = TGIBackend(urls="http://127.0.0.1:9", headers={"X-Trace-Id": "value-3c9d"})
     assert backend.headers == {"X-Trace-Id": "value-3c9d"}  # kept, to be sent
     assert "value-3c9d" not in repr(backend) + str(backend)
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("http://h:1/v1", "http://h:1/v1"),
+        ("https://u:p-4@h/x?a=k-4&b&c=", "https://***@h/x?a=***&***&c=***"),
+        ("http://[::1/?api_key=k-4", "http://[::1/***"),  # not a URL (urlsplit refuses it): cut at the query
+        ("http://u:p-4@[::1/x", "***@[::1/x"),
+    ],
+)
+def test_redact_url_keeps_the_host_and_path_only(url, shown):
+    from hfevol.redact import redact_url
+
+    assert redact_url(url) == shown and "-4" not in redact_url(url)
