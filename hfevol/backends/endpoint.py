@@ -25,7 +25,11 @@ T = TypeVar("T")
 DEFAULT_MAX_IN_FLIGHT = 128
 """Requests in flight per endpoint: TGI's default ``max_concurrent_requests``."""
 
-_SECRET_HEADERS = ("authorization", "proxy-authorization", "api-key", "x-api-key", "cookie")
+CREDENTIAL_HEADERS = frozenset({
+    "authorization", "proxy-authorization", "cookie", "api-key", "x-api-key", "x-auth-token", "x-access-token",
+    "x-goog-api-key", "ocp-apim-subscription-key", "x-hf-token", "x-amz-security-token",
+})  # fmt: skip
+"""Headers that carry a credential: refused in ``headers`` (and ``--header``); the key goes through ``token_env``."""
 
 
 def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -39,18 +43,29 @@ def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 def _normalise_url(url: Any) -> str:
+    """The API root of an endpoint URL; every message about a bad one shows it without its secrets (:func:`~hfevol.redact.redact_url`)."""
+    from ..redact import redact_url
+
     if not isinstance(url, str) or not url.strip():
-        raise ConfigError(f"endpoint URL {url!r} must be a non-empty string", hint="for example http://127.0.0.1:8080")
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"endpoint URL {url!r} must start with http:// or https:// and name a host", hint="for example http://127.0.0.1:8080")
+        shown = repr(redact_url(url)) if isinstance(url, str) else f"of type {type(url).__name__}"
+        raise ConfigError(f"endpoint URL {shown} must be a non-empty string", hint="for example http://127.0.0.1:8080")
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018  a port that is not a number raises here
+    except ValueError:
+        raise ConfigError(f"endpoint URL {redact_url(url)!r} is not a valid URL", hint="for example http://127.0.0.1:8080") from None
     if parts.username or parts.password:
         raise ConfigError(
-            "endpoint URLs must not hold credentials (user:password@host)",
-            hint="put the token in an environment variable (HF_TOKEN, or one named by token_env).",
+            f"endpoint URL {redact_url(url)!r} must not hold credentials (user:password@host)",
+            hint="put the key in an environment variable and name it with token_env (the CLI: --token-env).",
         )
     if parts.query or parts.fragment:
-        raise ConfigError(f"endpoint URL {url!r} must not have a query or fragment")
+        raise ConfigError(
+            f"endpoint URL {redact_url(url)!r} must not have a query or fragment",
+            hint="give the server's root URL; a key goes in an environment variable named with token_env (the CLI: --token-env).",
+        )
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"endpoint URL {redact_url(url)!r} must start with http:// or https:// and name a host", hint="for example http://127.0.0.1:8080")
     path = parts.path.rstrip("/")
     path = path[: -len("/v1")] if path.endswith("/v1") else path  # the API root: routes are appended to it
     return f"{parts.scheme}://{parts.netloc}{path}"
@@ -67,7 +82,8 @@ class EndpointBackend(Backend):
         max_in_flight: requests in flight per endpoint (default 128, TGI's default
             ``max_concurrent_requests``; lowered to what TGI's ``/info`` announces).
         retry: attempts, time budget and per-attempt time-out (:class:`RetryPolicy`).
-        headers: extra HTTP headers. Credentials do not belong here.
+        headers: extra HTTP headers. Credentials do not belong here (:data:`CREDENTIAL_HEADERS` are
+            refused); the values are sent but never recorded, described or shown.
         token_env: name of the environment variable that holds the server's key. By
             default the Hugging Face token (``HF_TOKEN`` or ``hf auth login``) is sent, but
             only when every URL is a Hugging Face host (Inference Endpoints, Spaces, the
@@ -95,7 +111,7 @@ class EndpointBackend(Backend):
     route: str = "chat"
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     token_env: str | None = None
     model: str | None = None
     tokenizer: str | None = None
@@ -122,9 +138,9 @@ class EndpointBackend(Backend):
         for name, value in self.headers.items():
             if not isinstance(name, str) or not isinstance(value, str):
                 raise ConfigError("headers must map strings to strings")
-            if name.lower() in _SECRET_HEADERS:
+            if name.strip().lower() in CREDENTIAL_HEADERS:
                 raise ConfigError(
-                    f"header {name!r} would carry a credential in the configuration",
+                    f"header {name!r} would carry a credential on the command line or in the configuration",
                     hint="put the key in an environment variable and name it with token_env (the CLI: --token-env).",
                 )
         if self.token_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(self.token_env)):
@@ -335,13 +351,10 @@ def load_template_tokenizer(name: str, *, purpose: str, hint: str) -> Any:
     Raises:
         ConfigError: it cannot be loaded, or has no chat template; ``purpose`` says what needs it.
     """
-    from ..models.loading import resolve_model
+    from ..models.loading import load_tokenizer
 
     try:
-        from transformers import AutoTokenizer
-
-        source, _ = resolve_model(name)
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        tokenizer = load_tokenizer(name)  # the tokenizer only: no weights loaded or converted
     except Exception as exc:
         raise ConfigError(f"{purpose} renders the chat template here, but tokenizer {name!r} cannot be loaded: {str(exc).splitlines()[0]}", hint=hint) from exc
     if not tokenizer.chat_template:

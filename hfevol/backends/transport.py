@@ -156,6 +156,16 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else ""
 
 
+def auth_headers(token: str | None) -> dict[str, str]:
+    """The HTTP headers that carry ``token`` (none without one): the one place a request gets credentials.
+
+    Every request to an endpoint, through ``huggingface_hub`` or straight through httpx,
+    carries these headers and no other credential; which token (if any) goes where is the
+    backend's decision (:meth:`~hfevol.backends.endpoint.EndpointBackend._token`).
+    """
+    return {"authorization": f"Bearer {token}"} if token else {}
+
+
 class Channel:
     """One connection pool to an endpoint, and the clients that use it. Backends send through a channel."""
 
@@ -164,9 +174,8 @@ class Channel:
 
         self.url = url
         self.in_flight = 0
-        self._token = token
-        self._headers = dict(headers)
-        self._raw_headers = {**self._headers, "authorization": f"Bearer {token}"} if token else dict(self._headers)
+        self._request_headers = {**headers, **auth_headers(token)}
+        """What every request carries: the configured headers and the token's, nothing from huggingface_hub's login."""
         self._timeout = policy.timeout
         self.http = httpx2.AsyncClient(
             timeout=httpx2.Timeout(policy.timeout, connect=min(CONNECT_TIMEOUT, policy.timeout)),
@@ -181,16 +190,16 @@ class Channel:
 
     @property
     def hf(self) -> Any:
-        """A ``huggingface_hub.AsyncInferenceClient`` for this URL that uses this channel's pool."""
+        """A ``huggingface_hub.AsyncInferenceClient`` for this URL that uses this channel's pool and headers."""
         if self._hf is None:
-            self._hf = _client_class()(self.http, base_url=self.url, token=self._token, headers=self._headers, timeout=self._timeout)
+            self._hf = _client_class()(self.http, self._request_headers, base_url=self.url, timeout=self._timeout)
         return self._hf
 
     async def get_json(self, path: str) -> Any:
-        return _json_of(await self.http.get(self.url + path, headers=self._raw_headers))
+        return _json_of(await self.http.get(self.url + path, headers=self._request_headers))
 
     async def post_json(self, path: str, payload: dict[str, Any]) -> Any:
-        return _json_of(await self.http.post(self.url + path, json=payload, headers=self._raw_headers))
+        return _json_of(await self.http.post(self.url + path, json=payload, headers=self._request_headers))
 
 
 class Endpoint:
@@ -249,25 +258,38 @@ _CLIENT_CLASS: type | None = None
 
 
 def _client_class() -> type:
-    """``AsyncInferenceClient`` that takes its httpx pool from hfevol (built once, on first use)."""
+    """``AsyncInferenceClient`` that takes its httpx pool and its headers from hfevol (built once, on first use)."""
     global _CLIENT_CLASS
     if _CLIENT_CLASS is None:
         from huggingface_hub import AsyncInferenceClient
 
         class PooledInferenceClient(AsyncInferenceClient):
-            def __init__(self, http: Any, **kwargs: Any) -> None:
+            def __init__(self, http: Any, headers: dict[str, str], **kwargs: Any) -> None:
                 super().__init__(**kwargs)
                 self._hfevol_http = http
+                self._hfevol_headers = dict(headers)
 
             async def _get_async_client(self) -> Any:  # the one hook huggingface_hub uses to get its pool
                 return self._hfevol_http
+
+            async def _inner_post(self, request_parameters: Any, *, stream: bool = False) -> Any:
+                # huggingface_hub adds the Hugging Face token (HF_TOKEN or the stored login) to
+                # every request whatever ``token`` says (None means "the stored one"): drop its
+                # credentials and send the channel's headers instead.
+                kept = {k: v for k, v in request_parameters.headers.items() if k.lower() != "authorization"}
+                request_parameters.headers = {**kept, **self._hfevol_headers}
+                return await super()._inner_post(request_parameters, stream=stream)
 
         _CLIENT_CLASS = PooledInferenceClient
     return _CLIENT_CLASS
 
 
 class Transport:
-    """The endpoints of one backend inside one event loop, and the retry loop around each request."""
+    """The endpoints of one backend inside one event loop, and the retry loop around each request.
+
+    ``clock`` (seconds, monotonic), ``sleep`` (a coroutine function) and ``rng`` (the jitter)
+    are attributes, so that a test can drive the retry loop on a made-up clock.
+    """
 
     def __init__(
         self,
@@ -282,11 +304,13 @@ class Transport:
         self.policy = policy
         self.stats = stats
         self.endpoints = [Endpoint(u, limit=n, policy=policy, headers=headers, token=token) for u, n in zip(urls, limits, strict=True)]
-        self._rng = random.Random()
+        self.clock: Callable[[], float] = time.monotonic
+        self.sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+        self.rng = random.Random()
         self._turn = 0
 
     def _pick(self) -> Endpoint:
-        now = time.monotonic()
+        now = self.clock()
         usable = [e for e in self.endpoints if e.failing_since is None or now - e.last_failure >= PROBE_INTERVAL]
         n = len(self.endpoints)
         self._turn += 1
@@ -295,7 +319,7 @@ class Transport:
 
     def _check_breaker(self) -> None:
         """Fail at once when every endpoint has failed to connect for longer than one request's budget."""
-        now = time.monotonic()
+        now = self.clock()
         budget = self.policy.max_total_seconds
         if all(e.failing_since is not None and now - e.failing_since > budget for e in self.endpoints):
             urls = ", ".join(e.url for e in self.endpoints)
@@ -307,7 +331,7 @@ class Transport:
 
     async def call(self, send: Callable[[Channel], Awaitable[T]], *, endpoint: Endpoint | None = None) -> T:
         """Run ``send`` on an endpoint, retrying retryable failures; raise :class:`EndpointError` when it gives up."""
-        started = time.monotonic()
+        started = self.clock()
         attempt = 0
         while True:
             attempt += 1
@@ -329,7 +353,7 @@ class Transport:
             except Exception as exc:  # classified below; unknown exceptions re-raise from classify
                 error = classify(exc, target.url)
                 if error.cause == "connection":
-                    target.last_failure = time.monotonic()
+                    target.last_failure = self.clock()
                     target.failing_since = target.failing_since or target.last_failure
             else:
                 target.failing_since = None
@@ -340,8 +364,8 @@ class Transport:
             if not error.retryable:
                 self.stats.record_failure(error.cause)
                 raise error
-            wait = self.policy.delay(attempt, error.retry_after, self._rng)
-            elapsed = time.monotonic() - started
+            wait = self.policy.delay(attempt, error.retry_after, self.rng)
+            elapsed = self.clock() - started
             if attempt >= self.policy.max_attempts or elapsed + wait > self.policy.max_total_seconds:
                 self.stats.record_failure(error.cause)
                 raise EndpointError(
@@ -351,7 +375,7 @@ class Transport:
                     status=error.status,
                 ) from error
             self.stats.record_retry(error.cause)
-            await asyncio.sleep(wait)
+            await self.sleep(wait)
 
     async def aclose(self) -> None:
         for e in self.endpoints:

@@ -20,7 +20,7 @@ from pathlib import Path
 from ..errors import ConfigError, DatasetNotFoundError
 from ..io import RUN_FILE, read_parquet_files, read_run_record
 from ._claim import writes_output
-from ._options import add_endpoint_options
+from ._options import add_endpoint_options, headers_again
 
 # Options of this command that replace the stored ones when given (their parser defaults are None/False here).
 _OVERRIDABLE = (
@@ -65,8 +65,7 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name, None)
         if value not in (None, False):
             setattr(stored, name, value)
-    if args.header:
-        stored.header = args.header
+    stored.header = headers_again(stored, args.header)
     stored.out = str(out)
 
     before = _failed_rows(out, status_column)

@@ -118,6 +118,15 @@ def cached_dir(name: str = SMOLLM2.name) -> Path:
     return cache_home() / "models" / spec(name).cache_name
 
 
+def converted_dir(name: str = SMOLLM2.name) -> Path | None:
+    """The safetensors folder of an embedded model when it is converted from the installed GGUF, else None (converts nothing)."""
+    marker = cached_dir(name) / _MARKER
+    try:
+        return marker.parent if marker.is_file() and json.loads(marker.read_text()) == _stamp(spec(name)) else None
+    except ValueError:  # a marker that is not JSON: convert again
+        return None
+
+
 def ensure_converted(name: str = SMOLLM2.name) -> Path:
     """Return the safetensors folder of an embedded model, converting its GGUF on first use.
 
@@ -129,7 +138,7 @@ def ensure_converted(name: str = SMOLLM2.name) -> Path:
     target = cached_dir(name)
     stamp = _stamp(model)
     marker = target / _MARKER
-    if marker.is_file() and json.loads(marker.read_text()) == stamp:
+    if converted_dir(name) is not None:
         return target
     source = gguf_path(name)
 
