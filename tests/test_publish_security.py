@@ -39,7 +39,7 @@ def test_token_appears_in_no_file_log_output_or_exception(hub, tmp_path, capfd, 
     texts.append("".join(traceback.format_exception(failed.value)))
     hub.fail_next("commit")
     assert main(["publish", str(tmp_path / "out2"), "--repo", REPO, "--version", "v2"]) == 2
-    assert main(["publish", str(out), "--repo", REPO, "--version", "v1"]) == 2  # existing tag
+    assert main(["publish", str(tmp_path / "out2"), "--repo", REPO, "--version", "v1"]) == 2  # existing tag, other content
     with pytest.raises(PublishError) as refused:
         publish_from(tmp_path / "release", REPO, version="v9")
     texts.append("".join(traceback.format_exception(refused.value)))
