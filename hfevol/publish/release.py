@@ -79,8 +79,9 @@ def publish(
       (``hfevol_run.json``), CAR table and plots go in ONE commit on ``branch``; files of
       an earlier release that this one lacks are deleted in that same commit.
     - **No tag on a partial commit.** The tag is created only after the commit call has
-      returned its commit id, and after the files at that id have been read back and
-      compared with what was sent; it names that id, not the branch. A Hub commit is
+      returned its commit id, and after the whole tree at that id has been read back and
+      compared with what was sent (exactly those files, :data:`target.KEEP` files aside); it
+      names that id, not the branch. A Hub commit is
       atomic (one request), so a failure before it leaves the branch as it was, and a
       failure after it (an answer lost) leaves an untagged commit that the retry finds
       identical and tags.
