@@ -247,3 +247,21 @@ def test_the_printed_load_hint_and_the_card_load_every_config_of_that_version_af
     subprocess.run(shlex.split(shell_line), check=True, capture_output=True)
     card_lines = [line.removeprefix("ds = ").replace("path/to/this/folder-v1", mine) for line in card.splitlines() if line.startswith('ds = load_dataset("path/to/this/folder-v1"')]
     assert [eval(line, {"load_dataset": datasets.load_dataset})["train"].to_list() for line in card_lines] == expected  # noqa: S307
+
+
+def test_changes_staged_by_hand_are_refused_and_kept(tmp_path):
+    out = make_output(tmp_path / "a", tag="a")
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    _git(fresh, "init", "-q", "-b", "main")
+    (fresh / "notes.txt").write_text("mine")
+    _git(fresh, "add", "notes.txt")
+    with pytest.raises(PublishError, match="staged changes that are not a release"):
+        publish(out, version="v1", local_dir=fresh)
+    release = tmp_path / "release"
+    publish(out, version="v1", local_dir=release)
+    (release / "notes.txt").write_text("mine")
+    _git(release, "add", "notes.txt")
+    with pytest.raises(PublishError, match="staged changes that are not a release"):
+        publish(make_output(tmp_path / "b", tag="b"), version="v2", local_dir=release)
+    assert (fresh / "notes.txt").read_text() == (release / "notes.txt").read_text() == "mine"

@@ -69,6 +69,8 @@ class LocalTarget(Target):
             raise PublishError(f"the release folder {self.folder} has uncommitted changes:\n" + "\n".join(edits), hint=hint)
         head = plumbing.branch_commit(self.folder)
         if head is None:
+            if status:  # staged by hand before the first release
+                raise PublishError(f"the release folder {self.folder} has staged changes that are not a release:\n" + "\n".join(status), hint=hint)
             return
         symbolic = git(self.folder, "symbolic-ref", "-q", "HEAD", check=False).strip()
         index_tree = git(self.folder, "write-tree").strip()
