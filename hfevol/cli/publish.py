@@ -60,5 +60,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"   files:   {', '.join(result.files)}")
     if result.note:
         print(f"   note:    {result.note}")
-    print(f"   load:    from datasets import load_dataset; {result.load}")
+    if result.load_setup:
+        print(f"   load {result.version} (in a folder of its own; the release folder itself shows the latest release):")
+        print(f"            {result.load_setup}")
+    else:
+        print("   load:")
+    print("            from datasets import load_dataset")
+    for line in result.load:
+        print(f"            ds = {line}")
     return 0

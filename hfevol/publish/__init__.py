@@ -34,8 +34,11 @@ configuration file and the score plots, then a tag named ``version`` at that exa
 **Targets.** With a ``repo_id`` the release goes to the Hub (``HF_ENDPOINT`` decides which;
 the token comes only from ``HF_TOKEN`` or ``hf auth login``). Without one it goes to a local
 git repository (default ``<folder>-release``) with the same layout and one annotated tag
-per version; ``load_dataset(<that folder>)`` loads it, and ``publish_from(<that folder>,
-version, repo_id)`` later pushes a chosen version to the Hub unchanged.
+per version; ``load_dataset(<that folder>)`` loads its latest release (``revision`` is ignored
+for a local folder: :attr:`PublishResult.load_setup` checks a version out in a folder of its
+own), and ``publish_from(<that folder>, version, repo_id)`` later pushes a chosen version to
+the Hub unchanged. A release commit holds exactly the files sent, plus the ``.gitattributes``
+/ ``.gitignore`` a target keeps across versions (:data:`target.KEEP`).
 
 **Guarantees.** See :func:`hfevol.publish.release.publish`.
 """

@@ -29,6 +29,8 @@ _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _EXAMPLES = 3
 _EXAMPLE_CHARS = 700
 _REASONS = 5
+LOCAL_PLACEHOLDER = "path/to/this/folder"
+"""How a card names a local release folder (never by its real path)."""
 
 
 @dataclass
@@ -219,9 +221,20 @@ def render_card(
     version: str,
     earlier: list[str],
     plots: dict[str, str],
+    local: bool = False,
 ) -> "DatasetCard":
-    """The card of release ``version``. ``plots`` maps a score column to its PNG's path in the repo."""
+    """The card of release ``version``. ``plots`` maps a score column to its PNG's path in the repo.
+
+    ``local``: the card is made in a local release folder, so it also says how to load this
+    version there. A card holds no local path (``publish --from`` pushes it to the Hub
+    unchanged): it names the folder :data:`LOCAL_PLACEHOLDER`.
+    """
+    import json
+
     from huggingface_hub import DatasetCard
+
+    from .local import checkout_command
+    from .target import load_lines
 
     data = card_data(source, options, repo_id)
     configs = [
@@ -239,7 +252,11 @@ def render_card(
         "version": version,
         "earlier": earlier,
         "repo_id": repo_id,
-        "load_id": repo_id or "path/to/this/folder",
+        "load_hub": load_lines(json.dumps(repo_id), list(source.configs), f", revision={json.dumps(version)}") if repo_id else (),
+        "local": local or not repo_id,
+        "load_latest": load_lines(json.dumps(LOCAL_PLACEHOLDER), list(source.configs)),
+        "checkout": checkout_command(LOCAL_PLACEHOLDER, version, f"{LOCAL_PLACEHOLDER}-{version}"),
+        "load_version": load_lines(json.dumps(f"{LOCAL_PLACEHOLDER}-{version}"), list(source.configs)),
         "hfevol_version": source.run.get("hfevol_version", "?"),
         "stages": _stages(source.run),
         "eliminations": _eliminations(source),

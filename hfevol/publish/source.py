@@ -95,6 +95,12 @@ def content_name(rel: Path, path: Path) -> str:
     return rel.with_name(f"{rel.stem}-{file_sha256(path)[:12]}{rel.suffix}").as_posix()
 
 
+def release_configs(paths: list[str] | dict[str, Path]) -> list[str]:
+    """The configs of a release's files (``data/<split>...`` is ``default``), in natural order."""
+    names = {p.split("/")[1] if p.count("/") == 2 else "default" for p in paths if p.startswith("data/") and p.endswith(".parquet")}
+    return sorted(names, key=natural_key)
+
+
 def natural_key(text: str) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in _NATURAL.split(text)]
 
