@@ -22,6 +22,7 @@ also derives from the matching builtin, so ``except ValueError`` keeps working::
     │   └── TokenMismatchError (ValueError)   a server scored other tokens than its /tokenize gave
     ├── CacheError                            the request cache file cannot be used
     ├── LockedError                           another command holds the folder's lock
+    ├── SandboxUnavailableError               the verifier sandbox cannot start at the level asked for
     ├── PublishError                          a release could not be made
     │   ├── MissingTokenError (PermissionError)   no Hub token in the environment or login
     │   ├── ReleaseExistsError (FileExistsError)  the version is already released
@@ -168,6 +169,10 @@ class CacheError(HfevolError):
 
 class LockedError(HfevolError):
     """Another hfevol command holds the lock of a folder this command writes (see :mod:`hfevol.locks`)."""
+
+
+class SandboxUnavailableError(HfevolError):
+    """The verifier sandbox (:mod:`hfevol.sandbox`) is below the required level, or its workers cannot start."""
 
 
 class NotHfevolOutputError(DataError):
