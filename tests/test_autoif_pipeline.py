@@ -144,7 +144,11 @@ def test_ea_end_to_end_with_good_and_bad_verifiers(tmp_path: Path, inputs, capsy
     assert [s["stage"] for s in record["stages"]] == ["autoif_constraints", "autoif_verifiers", "autoif_crossval", "respond", "autoif_verify"]
     assert "3 cross-val    3 constraints checked, 2 kept; functions kept 3" in printed
     assert f"sandbox {summary['sandbox']}" in printed
-    assert not (out / "_dpo").exists()
+    assert not (tmp_path / "out-dpo").exists()
+    # the output publishes like any other, and the tables stay out of the release
+    assert main(["publish", str(out), "--version", "v1", "--local-dir", str(tmp_path / "release")]) == 0
+    released = {p.relative_to(tmp_path / "release").as_posix() for p in (tmp_path / "release").rglob("*") if p.is_file() and ".git" not in p.parts}
+    assert "README.md" in released and "hfevol_run.json" in released and not any("_autoif" in p for p in released)
 
 
 def test_autoif_preset_filters_answers_judges_and_makes_dpo_pairs(tmp_path: Path, inputs, capsys):
@@ -213,3 +217,35 @@ def test_a_required_sandbox_level_that_is_missing_fails_before_any_model_call(tm
         assert srv.generations(status=None) == []
     err = capsys.readouterr().err
     assert "needs 'bwrap+seccomp'" in err and "Traceback" not in err
+
+
+class AlternatingEngine(AutoIFEngine):
+    """Answers each prompt first with a passing text, then with a failing one: every query gets one of each."""
+
+    def reply(self, prompt: str) -> str:
+        if "Answer the instruction below" not in prompt:
+            return super().reply(prompt)
+        with self._lock:
+            k = self._next.get(prompt, 0)
+            self._next[prompt] = k + 1
+        return "i like banana bread, it is tasty" if k % 2 == 0 else "Plain Answer Here."
+
+
+def test_sampled_answers_give_dpo_pairs_in_trl_layout(tmp_path: Path, inputs, capsys):
+    from datasets import load_dataset
+
+    out = tmp_path / "out"
+    with TGITestServer(AlternatingEngine()) as srv:
+        assert main(_argv(srv.url, out, inputs, "--responses-per-query", "2")) == 0
+    rows = {r["id"]: r for r in load_dataset(str(out), split="train").to_list()}
+    pairs = load_dataset(str(tmp_path / "out-dpo"), split="train").to_list()
+    # 2 kept constraints x 4 queries, each with one passing and one failing answer: 8 pairs
+    assert len(pairs) == 8 and len({p["pair_id"] for p in pairs}) == 8
+    for p in pairs:
+        chosen, rejected = rows[p["chosen_id"]], rows[p["rejected_id"]]
+        assert chosen["pass_rate"] == 1.0 and rejected["pass_rate"] == 0.0 and chosen["pair_id"] == rejected["pair_id"] == p["pair_id"]
+        assert p["prompt"] == [{"role": "user", "content": f"{chosen['constraint']}\n\n{chosen['query']}"}]
+        assert p["chosen"] == [{"role": "assistant", "content": "i like banana bread, it is tasty"}]
+        assert p["rejected"] == [{"role": "assistant", "content": "Plain Answer Here."}]
+    assert json.loads((tmp_path / "out-dpo" / "hfevol_run.json").read_text())["rows"] == 8
+    assert "6 DPO pairs    8 in" in capsys.readouterr().out

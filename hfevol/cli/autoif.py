@@ -17,12 +17,15 @@ from ._report import _short, print_endpoint_summary
 LEVELS = ("process", "seccomp", "bwrap", "bwrap+seccomp")
 TABLES_DIR = "_autoif"
 """Folder (hidden from ``load_dataset`` and ``publish``) for the constraint and verifier tables."""
-DPO_DIR = "_dpo"
+DPO_SUFFIX = "-dpo"
+"""The DPO pairs go to their own output folder, ``<out>-dpo`` by default: inside ``<out>`` a second table would be
+read by ``load_dataset(out)`` together with the answers."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("autoif", help="make verifiable instruction-following data (AutoIF)", description=__doc__)
-    p.add_argument("--out", required=True, help="output folder: data/train.parquet (answers), hfevol_run.json, _autoif/ tables, _dpo/ pairs")
+    p.add_argument("--out", required=True, help="output folder: data/train.parquet (answers), hfevol_run.json, and the _autoif/ tables")
+    p.add_argument("--dpo-out", default=None, metavar="DIR", help=f"output folder for the DPO pairs, with --responses-per-query > 1 (default: <out>{DPO_SUFFIX})")
     p.add_argument("--seed-constraints", default=None, metavar="FILE", help="seed constraints, one per line (default: the project's 36)")
     p.add_argument("--queries", default=None, metavar="DATASET", help="queries: any dataset to_alpaca reads (file, folder, Hub id; default: the project's query file)")
     p.add_argument("--queries-split", default="train")
@@ -121,10 +124,10 @@ def run(args: argparse.Namespace) -> int:
         if config.responses_per_query > 1:
             from datasets import Dataset
 
-            dpo_dir = out / DPO_DIR
+            dpo_dir = Path(args.dpo_out) if args.dpo_out else out.with_name(out.name + DPO_SUFFIX)
             if result.dpo:
-                dpo_record = {**record, "rows": len(result.dpo), "commands": record["commands"], "dpo_of": str(out)}
-                write_output(Dataset.from_list(result.dpo), dpo_dir, dpo_record)
+                with exclusive_lock(dpo_dir, what="--dpo-out"):
+                    write_output(Dataset.from_list(result.dpo), dpo_dir, {**record, "rows": len(result.dpo), "dpo_of": str(out)})
     print_summary(summary, result, out=out, dpo_dir=dpo_dir, seconds=seconds)
     if endpoint is not None:
         print_endpoint_summary(endpoint.stats.snapshot(), cache_hits=getattr(backend, "hits", None))
