@@ -249,3 +249,37 @@ def test_sampled_answers_give_dpo_pairs_in_trl_layout(tmp_path: Path, inputs, ca
         assert p["rejected"] == [{"role": "assistant", "content": "Plain Answer Here."}]
     assert json.loads((tmp_path / "out-dpo" / "hfevol_run.json").read_text())["rows"] == 8
     assert "6 DPO pairs    8 in" in capsys.readouterr().out
+
+
+def test_a_run_where_no_verifier_works_writes_an_empty_output_with_reasons(tmp_path: Path, inputs, capsys):
+    seeds = tmp_path / "done.txt"
+    seeds.write_text('End your answer with the word "done".\n')
+    out = tmp_path / "out"
+    with TGITestServer(AutoIFEngine()) as srv:
+        assert main(_argv(srv.url, out, {**inputs, "seeds": str(seeds)}, "--constraint-samples", "0", "--judge", srv.url)) == 0
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(out / "data" / "train.parquet")  # load_dataset builds no split from an empty file
+    assert table.num_rows == 0 and {"pass_rate", "autoif_status", "messages", "judge_score"} <= set(table.column_names)
+    (only,) = _jsonl(out / "_autoif" / "constraints.jsonl")
+    assert only["crossval_status"] == "dropped" and only["crossval_reason"].startswith("0 usable function(s)")
+    assert "0 kept" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_the_embedded_model_end_to_end(tmp_path: Path, inputs, embedded, capsys):
+    """The real small model rarely writes a working verifier; the run still finishes and every row says what happened."""
+    out = tmp_path / "out"
+    argv = ["autoif", "--out", str(out), "--seed-constraints", inputs["seeds"], "--queries", inputs["queries"], "--constraint-samples", "1",
+            "--constraints-per-reply", "3", "--max-constraints", "1", "--functions-per-constraint", "2", "--queries-per-constraint", "1",
+            "--max-new-tokens", "48", "--per-input-timeout", "0.5"]  # fmt: skip
+    assert main(argv) == 0
+    constraints = _jsonl(out / "_autoif" / "constraints.jsonl")
+    verifiers = _jsonl(out / "_autoif" / "verifiers.jsonl")
+    assert [c["constraint_status"] for c in constraints][:2] == ["ok", "not_used"]
+    assert all(c["constraint_status"] in ("ok", "duplicate", "not_used") for c in constraints)
+    assert all(c["crossval_status"] in ("kept", "dropped", "not_checked") and (c["crossval_status"] == "kept" or c["crossval_reason"]) for c in constraints)
+    assert len(verifiers) == 2 and all(v["crossval_status"] and (v["kept"] or v["crossval_reason"]) for v in verifiers)
+    record = json.loads((out / "hfevol_run.json").read_text())
+    assert record["sandbox"] and record["autoif"]["constraints"]["checked"] == 1
+    assert "== AutoIF (ea)" in capsys.readouterr().out

@@ -57,6 +57,11 @@ def check_answers(
     from ..transform import map_rows
     from .pipeline import _map
 
+    features = {"verifier_ids": List(Value("string")), "verifier_results": List(Value("bool")), "pass_rate": Value("float64"),
+                "autoif_status": Value("string"), "autoif_reason": Value("string")}  # fmt: skip
+    if len(answered) == 0:  # map adds no column to an empty dataset
+        judge_features = AutoIFJudge(backend=judge).output_features() if judge is not None else {}
+        return with_empty_columns(answered, {**judge_features, **features}), AutoIFJudge(backend=judge).metadata() if judge is not None else None
     rows = answered.select_columns(["constraint_id", "output", "output_status"]).to_list()
     todo = [(k, r["constraint_id"], r["output"]) for k, r in enumerate(rows) if r["output_status"] == "ok" and r["output"]]
     with tqdm(total=len(todo), desc="AutoIF 5/5: checking answers in the sandbox", unit="answer") as bar:
@@ -79,10 +84,16 @@ def check_answers(
         columns["pass_rate"].append(rate)
         columns["autoif_status"].append(status)
         columns["autoif_reason"].append(reason)
-    features = {"verifier_ids": List(Value("string")), "verifier_results": List(Value("bool")), "pass_rate": Value("float64"),
-                "autoif_status": Value("string"), "autoif_reason": Value("string")}  # fmt: skip
     out = map_rows(answered, _add_columns, features, with_indices=True, fn_kwargs={"columns": columns}, batch_size=1000, desc="Recording verdicts")
     return out, judge_meta
+
+
+def with_empty_columns(ds: "Dataset", features: dict[str, Any]) -> "Dataset":
+    """An empty ``ds`` with the columns of ``features`` added (``map`` adds none to an empty dataset)."""
+    from datasets import Dataset, Features
+
+    merged = Features({**ds.features, **features})
+    return Dataset.from_dict({k: [] for k in merged}, features=merged)
 
 
 def _add_columns(batch: dict[str, list[Any]], indices: list[int], columns: dict[str, list[Any]]) -> dict[str, list[Any]]:

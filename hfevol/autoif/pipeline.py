@@ -234,7 +234,14 @@ def run_autoif(
     kept_constraints = [c for c in constraints if c["constraint_id"] in kept_functions]
     answered, meta4 = answer_pairs(backend, kept_constraints, queries, config, use_async=use_async, batch_size=batch_size)
     answers, judge_meta = check_answers(answered, kept_functions, sandbox, rules, judge=judge, use_async=use_async, batch_size=batch_size)
-    answers = add_messages(answers)
+    if len(answers):
+        answers = add_messages(answers)
+    else:
+        from datasets import List, Value
+
+        from .answers import with_empty_columns
+
+        answers = with_empty_columns(answers, {"messages": List({"role": Value("string"), "content": Value("string")})})
     dpo = dpo_pairs(answers.to_list()) if config.responses_per_query > 1 else []
     checked = [c for c in constraints if c["crossval_status"] != "not_checked"]
     summary = {
