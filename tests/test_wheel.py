@@ -21,6 +21,7 @@ def test_wheel_carries_cards_and_metrics(tmp_path):
     assert "hfevol/_cards/dataset_card.md.jinja" in names
     assert "hfevol/_metrics/README.md" in names
     assert "hfevol/testing/hub_server.py" in names and "hfevol/publish/release.py" in names
+    assert {"hfevol/data/autoif_seed_constraints.txt", "hfevol/data/autoif_queries.jsonl", "hfevol/prompts/autoif/verifier.jinja"} <= names
 
 
 def test_card_template_is_found_in_the_checkout():
