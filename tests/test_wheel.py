@@ -22,6 +22,7 @@ def test_wheel_carries_cards_and_metrics(tmp_path):
     assert "hfevol/_metrics/README.md" in names
     assert "hfevol/testing/tgi_server.py" in names and "hfevol/publish/release.py" in names
     assert not any(name.startswith(("tests/", "hfevol/testing/hub")) for name in names)  # the test Hub stays with the tests
+    assert {"hfevol/data/autoif_seed_constraints.txt", "hfevol/data/autoif_queries.jsonl", "hfevol/prompts/autoif/verifier.jinja"} <= names
 
 
 def test_card_template_is_found_in_the_checkout():
