@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
+from ..extras import require_local
 from ..models.loading import EMBEDDED_MODEL, LoadedModel, load_model
 from .base import Backend, GenerationRequest, GenerationResult, SamplingParams
 
@@ -38,6 +39,7 @@ class TransformersBackend(Backend):
     def __post_init__(self) -> None:
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ConfigError(f"batch_size={self.batch_size!r} must be an integer >= 1")
+        require_local(f"TransformersBackend(model={self.model!r})", self.model)
 
     @property
     def loaded(self) -> LoadedModel:
