@@ -27,6 +27,10 @@ class TransformersBackend(Backend):
         batch_size: rows per forward batch.
         dtype: ``"auto"``, ``"float32"``, ``"bfloat16"`` or ``"float16"``.
         device: ``"auto"``, ``"cpu"`` or ``"cuda[:N]"``.
+
+    Raises:
+        MissingDependencyError: when built, without ``hfevol[local]`` (torch, transformers; and gguf,
+            accelerate for an embedded model).
     """
 
     model: str = EMBEDDED_MODEL

@@ -214,6 +214,7 @@ class Score(_RowScoring):
             ``mode="chat"`` with a tokenizer that has no chat template.
         MissingColumnError: the instruction or output column is absent.
         InvalidRowError: a row holds a None or non-string value and ``on_invalid="raise"``.
+        MissingDependencyError: when built, without ``hfevol[local]`` (torch, transformers).
         ModelNotFoundError, ModelLoadError: the model cannot be found or is not a causal LM.
     """
 
