@@ -6,7 +6,7 @@ and publish. The extras add the rest::
     pip install 'hfevol[local]'      the in-process model: torch, transformers, accelerate, gguf, safetensors
     pip install 'hfevol[tokenizer]'  transformers without torch: chat templates rendered on the client
                                      (route='generate' / 'completions', chat-mode scoring through vLLM)
-    pip install 'hfevol[metrics]'    the evaluate metric modules (ic_ifd, ifd)
+    pip install 'hfevol[metrics]'    the evaluate metric modules (ic_ifd, ifd), with [local]: they score in process
     pip install 'hfevol[plots]'      matplotlib, for score histograms
     pip install 'hfevol[all]'        everything
 
