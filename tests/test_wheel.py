@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import zipfile
@@ -23,6 +24,12 @@ def test_wheel_carries_cards_and_metrics(tmp_path):
     assert "hfevol/testing/tgi_server.py" in names and "hfevol/publish/release.py" in names
     assert not any(name.startswith(("tests/", "hfevol/testing/hub")) for name in names)  # the test Hub stays with the tests
     assert {"hfevol/data/autoif_seed_constraints.txt", "hfevol/data/autoif_queries.jsonl", "hfevol/prompts/autoif/verifier.jinja"} <= names
+    assert "hfevol/py.typed" in names  # type checkers read the package's annotations
+    (meta,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+    requires = [line.split(":", 1)[1].strip() for line in zipfile.ZipFile(wheel).read(meta).decode().splitlines() if line.startswith("Requires-Dist:")]
+    base = {re.split(r"[ <>=;\[]", r)[0].lower() for r in requires if "extra ==" not in r}
+    assert "datasets" in base and not base & {"torch", "transformers", "accelerate", "gguf", "safetensors", "evaluate", "matplotlib"}
+    assert any(r.startswith("torch") and "extra == 'local'" in r.replace('"', "'") for r in requires)
 
 
 def test_card_template_is_found_in_the_checkout():

@@ -16,7 +16,8 @@ from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, EndpointError, EndpointUnreachableError
-from .base import Backend, GenerationRequest, GenerationResult
+from ..extras import require
+from .base import Backend, GenerationRequest, GenerationResult, Route
 from .retry import RetryPolicy
 from .transport import Channel, EndpointStats, Transport
 
@@ -108,7 +109,7 @@ class EndpointBackend(Backend):
     """
 
     urls: str | Sequence[str] = ()
-    route: str = "chat"
+    route: Route = "chat"
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -117,8 +118,8 @@ class EndpointBackend(Backend):
     tokenizer: str | None = None
     top_n_tokens: int = 0
 
-    ROUTES: ClassVar[tuple[str, ...]] = ("chat",)
-    CLIENT_TEMPLATE_ROUTES: ClassVar[tuple[str, ...]] = ()
+    ROUTES: ClassVar[tuple[Route, ...]] = ("chat",)
+    CLIENT_TEMPLATE_ROUTES: ClassVar[tuple[Route, ...]] = ()
     """Routes that take a raw prompt, so the chat template is rendered here."""
 
     def __post_init__(self) -> None:
@@ -130,6 +131,8 @@ class EndpointBackend(Backend):
             raise ConfigError(f"endpoint URLs are listed twice: {list(self.urls)}")
         if self.route not in self.ROUTES:
             raise ConfigError(f"route={self.route!r} is not one of {list(self.ROUTES)} for {self.kind}")
+        if self.route in self.CLIENT_TEMPLATE_ROUTES:
+            require("tokenizer", f"route={self.route!r} (the chat template is rendered here; route='chat' needs nothing)", "transformers")
         if not (isinstance(self.max_in_flight, int) and self.max_in_flight >= 1):
             raise ConfigError(f"max_in_flight={self.max_in_flight!r} must be an integer >= 1")
         if not isinstance(self.retry, RetryPolicy):

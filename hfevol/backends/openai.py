@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..errors import ConfigError, EndpointError
-from .base import GenerationRequest, GenerationResult
+from .base import GenerationRequest, GenerationResult, Route
 from .endpoint import EndpointBackend, chat_kwargs, parse_chat
 from .transport import Channel
 
@@ -42,8 +42,8 @@ class OpenAIBackend(EndpointBackend):
     extra_body: dict[str, Any] | None = None
 
     kind = "openai"
-    ROUTES: ClassVar[tuple[str, ...]] = ("chat", "completions")
-    CLIENT_TEMPLATE_ROUTES: ClassVar[tuple[str, ...]] = ("completions",)
+    ROUTES: ClassVar[tuple[Route, ...]] = ("chat", "completions")
+    CLIENT_TEMPLATE_ROUTES: ClassVar[tuple[Route, ...]] = ("completions",)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..errors import ConfigError, EndpointError
-from .base import GenerationRequest, GenerationResult
+from .base import GenerationRequest, GenerationResult, Route
 from .endpoint import EndpointBackend, chat_kwargs, parse_chat
 from .transport import Channel
 
@@ -36,8 +36,8 @@ class TGIBackend(EndpointBackend):
     grammar: dict[str, Any] | None = None
 
     kind = "tgi"
-    ROUTES: ClassVar[tuple[str, ...]] = ("chat", "generate")
-    CLIENT_TEMPLATE_ROUTES: ClassVar[tuple[str, ...]] = ("generate",)
+    ROUTES: ClassVar[tuple[Route, ...]] = ("chat", "generate")
+    CLIENT_TEMPLATE_ROUTES: ClassVar[tuple[Route, ...]] = ("generate",)
 
     def __post_init__(self) -> None:
         super().__post_init__()

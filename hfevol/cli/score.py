@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DataError, MissingColumnError
+from ..extras import available, install_line
 from ..io import BUILTIN_SAMPLE, write_output
 from ..scoring.construction import MODES
 from ..scoring.ifd import IC_IFD_FORMS, IFD_FORMS
@@ -59,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
     drawn: list[Path | None] = []
 
     def draw(folder: Path) -> None:  # into the new output, before it is swapped in
+        if not available("plots"):  # the summary says so; the scores are written all the same
+            drawn.append(None)
+            return
         drawn.append(histogram_png(
             ic_ifd,
             folder / HISTOGRAM_FILE,
@@ -125,4 +129,6 @@ def _print_summary(summary: dict[str, Any], seconds: float, score: Any, model_na
             print(f"     {n:>5} × {reason}")
     if plot is not None:
         print(f"\n   histogram: {plot}")
+    elif not available("plots"):
+        print(f"\n   histogram: not drawn, matplotlib is not installed ({install_line('plots')})")
     print(f"   output:    {out}")

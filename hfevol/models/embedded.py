@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import MissingDependencyError, ModelLoadError, ModelNotFoundError
+from ..extras import install_line
 from ..paths import cache_home
 
 logger = logging.getLogger(__name__)
@@ -147,7 +148,7 @@ def ensure_converted(name: str = SMOLLM2.name) -> Path:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as exc:  # pragma: no cover - both are hard dependencies
-        raise MissingDependencyError(exc.name or "transformers", f"the embedded model {name!r}") from exc
+        raise MissingDependencyError(exc.name or "transformers", f"the embedded model {name!r}", install_line("local")) from exc
 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{model.cache_name}-", dir=target.parent))
@@ -176,7 +177,7 @@ def ensure_converted(name: str = SMOLLM2.name) -> Path:
             if not marker.is_file():
                 raise
     except ImportError as exc:
-        raise MissingDependencyError(exc.name or "gguf", f"reading the embedded GGUF model {name!r}", "pip install gguf accelerate") from exc
+        raise MissingDependencyError(exc.name or "gguf", f"reading the embedded GGUF model {name!r}", install_line("local")) from exc
     except Exception as exc:
         raise ModelLoadError(f"could not convert the embedded model {name!r} from {source}: {exc}") from exc
     finally:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelLoadError, ModelNotFoundError
+from ..extras import require_local
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +146,7 @@ def load_model(name: str = EMBEDDED_MODEL, *, dtype: str = "auto", device: str =
     with _LOCK:
         if key in _LOADED:
             return _LOADED[key]
+        require_local(f"load_model({name!r})", name)
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 

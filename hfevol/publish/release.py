@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import ConfigError, PublishError, ReleaseExistsError, UploadError
+from ..extras import available
 from ..locks import exclusive_lock
 from .card import CardOptions, numbers, render_card, score_columns
 from .git import pause
@@ -205,7 +206,7 @@ def _stage(source: ReleaseSource, tmp: Path, *, repo_id: str | None, version: st
     files = source.payload()
     table = source.table()
     plots: dict[str, str] = {}
-    for column in score_columns(source, table):
+    for column in score_columns(source, table) if available("plots") else ():  # without matplotlib: a card without plots
         values = numbers(table, column)
         path_in_repo = f"plots/{column}.png"
         drawn = histogram_png(values, tmp / path_in_repo, label=column, title=f"Distribution of {column} ({len(values)} rows)")

@@ -45,6 +45,7 @@ from typing import Any
 from ..backends.openai import OpenAIBackend
 from ..backends.tgi import TGIBackend
 from ..errors import ConfigError, EndpointError, TokenMismatchError
+from ..extras import require
 from .construction import TokenizerEncoder, chat_sequences, conditioned_text, reference_sequences
 from .losses import SpanLoss, TokenSequence
 from .transform import TRUNCATION_RULE, Batch, _fill, _RowScoring
@@ -135,6 +136,8 @@ class EndpointScore(_RowScoring):
                 "mode='chat' through an endpoint needs vLLM (an OpenAIBackend): TGI reads a text prompt, which cannot reproduce the chat pieces' tokens",
                 hint="use mode='reference' with TGI, pass OpenAIBackend(urls=..., tokenizer=...) for vLLM, or score with the local model (Score).",
             )
+        if self.mode == "chat":
+            require("tokenizer", "mode='chat' through an endpoint (the chat template is rendered here)", "transformers")
 
     @property
     def backend(self) -> TGIBackend | OpenAIBackend:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..errors import ConfigError, InvalidRowError
+from ..extras import require_local
 from ..models.loading import EMBEDDED_MODEL, LoadedModel, load_model
 from ..status import Status
 from ..validation import require_columns
@@ -233,6 +234,7 @@ class Score(_RowScoring):
             ``mode="chat"`` with a tokenizer that has no chat template.
         MissingColumnError: the instruction or output column is absent.
         InvalidRowError: a row holds a None or non-string value and ``on_invalid="raise"``.
+        MissingDependencyError: when built, without ``hfevol[local]`` (torch, transformers).
         ModelNotFoundError, ModelLoadError: the model cannot be found or is not a causal LM.
     """
 
@@ -245,6 +247,7 @@ class Score(_RowScoring):
         super().__post_init__()
         if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool) or self.batch_size < 1:
             raise ConfigError(f"batch_size={self.batch_size!r} must be an integer >= 1")
+        require_local(f"Score(model={self.model!r})", self.model)
 
     @property
     def loaded(self) -> LoadedModel:
