@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import DataError, DatasetNotFoundError, EmptyDatasetError
 from .paths import package_file
+from .record import RUN_FILE, FileRecord, RunRecord
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -18,9 +18,6 @@ logger = logging.getLogger(__name__)
 BUILTIN_SAMPLE = "builtin"
 """Name of the built-in seed sample: 60 instructions (general, math, code) in Alpaca layout.
 ``builtin:<category>`` names one category (``builtin:math``)."""
-
-RUN_FILE = "hfevol_run.json"
-"""The file in an output folder that records how the data was made."""
 
 _FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet", ".arrow": "arrow", ".txt": "text"}
 
@@ -126,8 +123,12 @@ def _pick_split(loaded: Any, split: str, source: str) -> "Dataset":
     return loaded
 
 
-def write_output(ds: "Dataset", out_dir: str | Path, run: dict[str, Any], *, split: str = "train") -> Path:
+def write_output(ds: "Dataset", out_dir: str | Path, run: "RunRecord | dict[str, Any] | None" = None, *, record: RunRecord | None = None, split: str = "train") -> Path:
     """Write ``ds`` into ``out_dir`` with the run record (``hfevol_run.json``) beside it.
+
+    The record is a :class:`~hfevol.record.RunRecord` (``record=``, or ``run``; a dict is read
+    as one); it is written with each data file's path, sha256 and row count, which
+    ``hfevol publish`` checks.
 
     Without a ``round`` column: ``<out>/data/<split>.parquet``. With one (the output of
     :func:`hfevol.evolve_rounds`): one folder per round, ``<out>/data/round_<r>/<split>.parquet``,
@@ -143,6 +144,8 @@ def write_output(ds: "Dataset", out_dir: str | Path, run: dict[str, Any], *, spl
     half a file; parquet files of an earlier run's layout in the same folder are removed.
     Returns the folder.
     """
+    if record is None:
+        record = run if isinstance(run, RunRecord) else RunRecord.from_json(run or {"stages": []}, folder=Path(out_dir))
     out = Path(out_dir)
     data_dir = out / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -161,8 +164,16 @@ def write_output(ds: "Dataset", out_dir: str | Path, run: dict[str, Any], *, spl
     for folder in data_dir.glob("round_*"):
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
-    (out / RUN_FILE).write_text(json.dumps(run, indent=2, ensure_ascii=False, default=str) + "\n")
+    record.with_files([_file_record(out, path) for path in written], rows=len(ds)).write(out)
     return out
+
+
+def _file_record(out: Path, path: Path) -> FileRecord:
+    import pyarrow.parquet as pq
+
+    from .publish.target import file_sha256
+
+    return FileRecord(path.relative_to(out).as_posix(), file_sha256(path), pq.read_metadata(str(path)).num_rows)
 
 
 def _write_parquet(ds: "Dataset", target: Path) -> Path:

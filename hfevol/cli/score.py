@@ -14,7 +14,7 @@ from ..io import BUILTIN_SAMPLE, load_rows, write_output
 from ..scoring.construction import MODES
 from ..scoring.ifd import IC_IFD_FORMS, IFD_FORMS
 from ..validation import require_columns
-from ._options import add_endpoint_options, add_model_options, backend_from
+from ._options import add_endpoint_options, add_model_options, backend_from, run_options
 
 HISTOGRAM_FILE = "ic_ifd_histogram.png"
 
@@ -47,7 +47,10 @@ def run(args: argparse.Namespace) -> int:
     require_columns(ds.column_names, args.instruction_column, args.output_column)
     if len(ds) == 0:
         raise DataError(f"{args.dataset!r} has no rows to score")
-    model_name = score.metadata()["model"]["model"]  # load the model or check the server before the progress bar starts
+    from ..record import DataRef, StageRecord, chained
+
+    stage = StageRecord.from_json(score.metadata())  # loads the model or checks the server before the progress bar starts
+    model_name = stage.backend.served_model or stage.backend.model or "-"
     started = time.perf_counter()
     # a map batch spans several model batches, so length bucketing has rows to sort
     scored = ds.map(score, batched=True, batch_size=args.batch_size * 16, with_indices=True, desc="Scoring")
@@ -55,8 +58,11 @@ def run(args: argparse.Namespace) -> int:
     rows = scored.select_columns(["ifd", "ic_ifd", "tokens_q", "tokens_a_given_q", "tokens_a", "score_status", "score_reason", "score_truncated"]).to_list()
     summary = _summary(rows)
     out = Path(args.out)
-    run_record = {"hfevol_version": __import__("hfevol").__version__, "source": args.dataset, "rows": len(scored), "stages": [score.metadata()], "summary": summary}
-    write_output(scored, out, run_record)
+    stage = stage.recorded(input=ds, counts=summary["status"])
+    assert stage.input is not None
+    source = DataRef.of(args.dataset, split=args.split)
+    record = chained(args.dataset, ds, split=args.split).with_command("score", run_options(args), input=DataRef(source.name, source.path, source.split, stage.input))
+    write_output(scored, out, record=record.with_stage(stage).with_extras(summary=summary))
     plot = histogram_png(
         [r["ic_ifd"] for r in rows],
         out / HISTOGRAM_FILE,
