@@ -84,9 +84,9 @@ class BackendInfo:
     def from_description(cls, desc: Mapping[str, Any], *, model: Any = None, served_model: Any = None) -> "BackendInfo":
         """From a ``describe()`` dict (or an old record's ``backend``/``model`` entry)."""
         kind = desc.get("kind") or desc.get("backend") or "none"
-        details = {k: desc[k] for k in _BACKEND_DETAILS if desc.get(k) is not None}
+        details = {k: _public(desc[k]) for k in _BACKEND_DETAILS if desc.get(k) is not None}
         details.update(desc.get("details") or {})
-        return cls(kind=str(kind), model=_opt_str(model if model is not None else desc.get("model")), revision=_opt_str(desc.get("revision")),
+        return cls(kind=str(kind), model=_opt_str(_public(model if model is not None else desc.get("model"))), revision=_opt_str(desc.get("revision")),
                    served_model=_opt_str(served_model if served_model is not None else desc.get("served_model")), details=details)  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
@@ -96,6 +96,11 @@ class BackendInfo:
 
 def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _public(value: Any) -> Any:
+    """A local model or tokenizer folder by its name only: a record never holds an absolute local path."""
+    return Path(value).name if isinstance(value, str) and os.path.isabs(value) else value
 
 
 @dataclass(frozen=True)
@@ -246,7 +251,7 @@ class CommandRecord:
         return cls(name=str(data.get("command", "?")), options=dict(data.get("options") or {}), input=DataRef.from_json(inp, folder) if isinstance(inp, Mapping) else None)
 
 
-_PATH_OPTIONS = ("dataset", "out", "cache")
+_PATH_OPTIONS = ("dataset", "out", "cache", "model", "tokenizer", "scores")
 
 
 def safe_options(options: Mapping[str, Any]) -> dict[str, Any]:

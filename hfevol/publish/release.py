@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import ConfigError, PublishError, ReleaseExistsError, UploadError
-from .card import CardOptions, numbers, render_card, score_columns
+from .card import CardOptions, build_view, render_card
 from .hub import HubTarget, hub_token
 from .local import LocalTarget, export_version, is_release_folder
 from .source import ReleaseSource, read_source
@@ -183,15 +183,10 @@ def _stage(source: ReleaseSource, tmp: Path, *, repo_id: str | None, version: st
     from .plots import score_histogram
 
     files = source.payload()
-    table = source.table()
-    plots: dict[str, str] = {}
-    for column in score_columns(source, table):
-        values = numbers(table, column)
-        if values:
-            path_in_repo = f"plots/{column}.png"
-            files[path_in_repo] = score_histogram(values, column, tmp / path_in_repo)
-            plots[column] = path_in_repo
-    card = render_card(source, options, repo_id=repo_id, version=version, earlier=earlier, plots=plots)
+    view = build_view(source, options, repo_id=repo_id, version=version, earlier=earlier)
+    for plot in view.plots:  # every config with scores gets its plots
+        files[plot.path] = score_histogram(list(plot.values), plot.column, tmp / plot.path)
+    card = render_card(view)
     readme = tmp / "README.md"
     readme.write_text(str(card), encoding="utf-8")
     files["README.md"] = readme
