@@ -128,3 +128,40 @@ def test_publish_refuses_data_files_that_differ_from_the_record(tmp_path: Path, 
     pq.write_table(pa.table({"x": [1]}), out / "data" / "round_1" / "extra.parquet")
     with pytest.raises(NotHfevolOutputError, match="extra.parquet .* is not listed"):
         read_source(out)
+
+
+def test_retry_failed_finds_the_seeds_from_another_directory_and_refuses_edited_ones(tmp_path: Path, monkeypatch, capsys):
+    import hfevol.cli._options
+
+    model = KeywordBackend()
+    monkeypatch.setattr(hfevol.cli._options, "backend_from", lambda args: model)
+    run_dir, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    run_dir.mkdir(), elsewhere.mkdir()
+    original = "".join(json.dumps({"instruction": t}) + "\n" for t in ("FAIL the rivers.", "Describe a rainbow.", "Explain tides."))
+    (run_dir / "seeds.jsonl").write_text(original)
+    monkeypatch.chdir(run_dir)
+    assert main(["evolve", "--dataset", "seeds.jsonl", "--out", "out", "--header", "X-Trace: t-123"]) == 0
+    sent = len(model.calls)
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+
+    assert main(["retry-failed", "../project/out"]) == 2  # the header's value was never recorded
+    assert "X-Trace" in capsys.readouterr().err and len(model.calls) == sent
+    assert main(["retry-failed", "../project/out", "--header", "X-Trace: t-123"]) == 0  # the seeds are found relative to the output folder
+    assert "retry-failed: 1 failed row(s) before, 1 now" in capsys.readouterr().out
+    assert len(model.calls) == sent + 1  # only the failed row reached the model
+
+    (run_dir / "seeds.jsonl").write_text(original.replace("tides", "storms"))
+    calls = len(model.calls)
+    assert main(["retry-failed", "../project/out", "--header", "X-Trace: t-123"]) == 2
+    err = capsys.readouterr().err
+    assert "is not the input that `hfevol evolve` read" in err and "--dataset" in err and "Traceback" not in err
+    assert len(model.calls) == calls  # refused before anything ran
+
+    (elsewhere / "kept.jsonl").write_text(original)
+    assert main(["retry-failed", "../project/out", "--header", "X-Trace: t-123", "--dataset", "kept.jsonl"]) == 0
+    assert "1 failed row(s) before" in capsys.readouterr().out
+    (elsewhere / "kept.jsonl").unlink()
+    (run_dir / "seeds.jsonl").unlink()
+    assert main(["retry-failed", "../project/out", "--header", "X-Trace: t-123"]) == 2
+    assert "is not at" in capsys.readouterr().err
