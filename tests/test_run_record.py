@@ -165,3 +165,20 @@ def test_retry_failed_finds_the_seeds_from_another_directory_and_refuses_edited_
     (run_dir / "seeds.jsonl").unlink()
     assert main(["retry-failed", "../project/out", "--header", "X-Trace: t-123"]) == 2
     assert "is not at" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_chain_on_the_embedded_model_names_every_stage_and_its_model(tmp_path: Path, monkeypatch, embedded):
+    monkeypatch.chdir(tmp_path)
+    assert main(["evolve", "--dataset", "builtin:general", "--limit", "2", "--out", "evolved", "--no-elimination", "--max-new-tokens", "160", "--device", "cpu"]) == 0
+    assert main(["respond", "--dataset", "evolved", "--out", "responded", "--max-new-tokens", "32", "--device", "cpu"]) == 0
+    assert main(["score", "--dataset", "responded", "--out", "scored", "--device", "cpu"]) == 0
+    assert main(["select", "--dataset", "scored", "--top", "100%", "--out", "top"]) == 0
+    assert main(["publish", "top", "--version", "v1", "--local-dir", "release"]) == 0
+    record = json.loads(Path("release/hfevol_run.json").read_text())
+    model = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert [(s["stage"], s["backend"]["model"]) for s in record["stages"]] == [("evol_instruct", model), ("respond", model), ("score", model), ("select", None)]
+    card = Path("release/README.md").read_text()
+    for n, stage in enumerate(["evol_instruct", "respond", "score"], 1):
+        assert any(line.startswith(f"| {n} | {stage} | `{model}`") for line in card.splitlines()), stage
+    assert "hfevol built-in seed sample" in card
