@@ -173,7 +173,8 @@ def test_the_chain_on_the_embedded_model_names_every_stage_and_its_model(tmp_pat
     assert main(["evolve", "--dataset", "builtin:general", "--limit", "2", "--out", "evolved", "--no-elimination", "--max-new-tokens", "160", "--device", "cpu"]) == 0
     assert main(["respond", "--dataset", "evolved", "--out", "responded", "--max-new-tokens", "32", "--device", "cpu"]) == 0
     assert main(["score", "--dataset", "responded", "--out", "scored", "--device", "cpu"]) == 0
-    assert main(["select", "--dataset", "scored", "--top", "100%", "--out", "top"]) == 0
+    # tokens_a is defined on every row (a tiny run may leave IC-IFD undefined everywhere), so select keeps rows
+    assert main(["select", "--dataset", "scored", "--by", "tokens_a", "--top", "100%", "--out", "top"]) == 0
     assert main(["publish", "top", "--version", "v1", "--local-dir", "release"]) == 0
     record = json.loads(Path("release/hfevol_run.json").read_text())
     model = "HuggingFaceTB/SmolLM2-135M-Instruct"
