@@ -13,7 +13,7 @@ from hub.metadata import validate_card_yaml
 
 from hfevol.errors import ConfigError, DatasetNotFoundError, EmptyDatasetError, NotHfevolOutputError, PublishError, ReleaseExistsError
 from hfevol.publish import list_releases, publish
-from hfevol.publish.card import CardOptions, render_card, size_category
+from hfevol.publish.card import CardOptions, build_view, render_card, size_category
 from hfevol.publish.release import default_local_dir
 from hfevol.publish.source import read_source
 from hfevol.publish.versions import check_version, version_key
@@ -94,7 +94,7 @@ def test_input_folder_checks(tmp_path):
     with pytest.raises(NotHfevolOutputError, match="no parquet"):
         read_source(tmp_path / "plain")
     (tmp_path / "plain" / "hfevol_run.json").write_text("[1, 2]")
-    with pytest.raises(NotHfevolOutputError, match="stages"):
+    with pytest.raises(NotHfevolOutputError, match="not an hfevol run record"):
         read_source(tmp_path / "plain")
     with pytest.raises(EmptyDatasetError, match="no rows"):
         read_source(make_output(tmp_path / "empty", 0))
@@ -136,8 +136,10 @@ def test_versions_sort_by_value():
 def test_card_metadata_and_sections_follow_the_data(tmp_path):
     from huggingface_hub import DatasetCard, DatasetCardData
 
-    full = make_output(tmp_path / "full", 5, configs=["round_1", "round_2"], car=True, license="apache-2.0")
-    card = render_card(read_source(full), CardOptions(language=["en", "fr"]), repo_id="lab/evolved", version="v3", earlier=["v1", "v2"], plots={"ic_ifd": "plots/ic_ifd.png"})
+    full = make_output(tmp_path / "full", 5, configs=["round_1", "round_2"], car=True)
+    view = build_view(read_source(full), CardOptions(license="apache-2.0", language=["en", "fr"]), repo_id="lab/evolved", version="v3", earlier=["v1", "v2"])
+    assert [(p.config, p.column, p.path) for p in view.plots] == [(c, col, f"plots/{c}/{col}.png") for c in ("round_1", "round_2") for col in ("ic_ifd", "ifd")]
+    card = render_card(view)
     assert validate_card_yaml(str(card)) == []
     data = DatasetCard(str(card)).data
     assert isinstance(data, DatasetCardData)
@@ -149,12 +151,12 @@ def test_card_metadata_and_sections_follow_the_data(tmp_path):
     assert 'load_dataset("lab/evolved", "round_1", revision="v3")' in body
     assert "| `round_2` | `evol_status` | failed | 2 |" in body  # rows 0 and 3 of 5 failed
     assert "| `round_1` | `ic_ifd` | 5 | 0.2700 |" in body  # mean of 0.25..0.29
-    assert "![Distribution of ic_ifd](plots/ic_ifd.png)" in body
+    assert "![Distribution of ic_ifd in round_1](plots/round_1/ic_ifd.png)" in body and "![Distribution of ifd in round_2](plots/round_2/ifd.png)" in body
     assert "@article{hui2024smaller," in body and "arXiv:2412.11231" in body
     assert "@article{xu2024stronger," in body and "arXiv:2411.07133" in body
 
     bare = make_output(tmp_path / "bare", 3, scores=False)
-    body = render_card(read_source(bare), CardOptions(), repo_id=None, version="v1", earlier=[], plots={}).text
+    body = render_card(build_view(read_source(bare), CardOptions(), repo_id=None, version="v1", earlier=[])).text
     assert "## Scores" not in body and "## Compatibility-adjusted reward" not in body and "![" not in body
     assert 'load_dataset("path/to/this/folder")' in body and "revision=" not in body.split("## How the data was made")[0]
 

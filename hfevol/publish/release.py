@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from typing import Literal
 from ..errors import ConfigError, PublishError, ReleaseExistsError, UploadError
 from ..extras import available
 from ..locks import exclusive_lock
-from .card import CardOptions, numbers, render_card, score_columns
+from .card import CardOptions, build_view, render_card
 from .git import pause
 from .hub import HubTarget, hub_token, known_token
 from .local import LocalTarget, export_version, is_release_folder
@@ -204,16 +205,15 @@ def _stage(source: ReleaseSource, tmp: Path, *, repo_id: str | None, version: st
     from ..scoring.plot import histogram_png
 
     files = source.payload()
-    table = source.table()
-    plots: dict[str, str] = {}
-    for column in score_columns(source, table) if available("plots") else ():  # without matplotlib: a card without plots
-        values = numbers(table, column)
-        path_in_repo = f"plots/{column}.png"
-        drawn = histogram_png(values, tmp / path_in_repo, label=column, title=f"Distribution of {column} ({len(values)} rows)")
-        if drawn is not None:
-            files[path_in_repo] = drawn
-            plots[column] = path_in_repo
-    card = render_card(source, options, repo_id=repo_id, version=version, earlier=earlier, plots=plots, local=local)
+    view = build_view(source, options, repo_id=repo_id, version=version, earlier=earlier, local=local)
+    drawn = []
+    for plot in view.plots if available("plots") else ():  # every config with scores; without matplotlib, a card without plots
+        title = f"Distribution of {plot.column} ({len(plot.values)} rows{f', {plot.config}' if plot.config else ''})"
+        png = histogram_png(list(plot.values), tmp / plot.path, label=plot.column, title=title)
+        if png is not None:
+            files[plot.path] = png
+            drawn.append(plot)
+    card = render_card(dataclasses.replace(view, plots=drawn))
     readme = tmp / "README.md"
     readme.write_text(str(card), encoding="utf-8")
     files["README.md"] = readme

@@ -179,21 +179,23 @@ class EndpointScore(_RowScoring):
         return self._served
 
     def metadata(self) -> dict[str, Any]:
-        """What reproduces the scores: the served model and server, construction, forms, truncation."""
+        """What reproduces the scores, in the run record's stage shape: the served model and server, construction, forms, truncation."""
+        from ..record import BackendInfo, StageRecord
+
         served = self.check()
-        return {
-            "stage": "score",
-            "model": {"model": served["model"], "revision": served["revision"]},
-            "endpoint": served,
-            "logprobs": self._source.label,
-            "mode": self.mode,
+        backend = BackendInfo.from_description(served, model=self.endpoint.model or served["model"], served_model=served["model"])
+        return StageRecord.describe(
+            "score",
+            backend=backend,
+            logprobs=self._source.label,
+            mode=self.mode,
             **({"tokenizer": self._encoder.model_name} if self.mode == "chat" else {}),
-            "ifd_form": self.ifd_form,
-            "ic_ifd_form": self.ic_ifd_form,
-            "max_length": self.max_length,
-            "truncation": TRUNCATION_RULE,
-            "columns": {"instruction": self.instruction_column, "input": self.input_column, "output": self.output_column, "skip_unless": self.skip_unless},
-        }
+            ifd_form=self.ifd_form,
+            ic_ifd_form=self.ic_ifd_form,
+            max_length=self.max_length,
+            truncation=TRUNCATION_RULE,
+            columns={"instruction": self.instruction_column, "input": self.input_column, "output": self.output_column, "skip_unless": self.skip_unless},
+        )
 
     # -- scoring -----------------------------------------------------------------------
 

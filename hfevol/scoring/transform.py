@@ -267,17 +267,19 @@ class Score(_RowScoring):
         return min(limits) if limits else None
 
     def metadata(self) -> dict[str, Any]:
-        """Everything needed to reproduce the scores: model identity, construction, forms, truncation."""
-        return {
-            "stage": "score",
-            "model": self.loaded.identity,
-            "mode": self.mode,
-            "ifd_form": self.ifd_form,
-            "ic_ifd_form": self.ic_ifd_form,
-            "max_length": self.effective_max_length(),
-            "truncation": TRUNCATION_RULE,
-            "columns": {"instruction": self.instruction_column, "input": self.input_column, "output": self.output_column, "skip_unless": self.skip_unless},
-        }
+        """Everything needed to reproduce the scores, in the run record's stage shape: model identity, construction, forms, truncation."""
+        from ..record import BackendInfo, StageRecord
+
+        return StageRecord.describe(
+            "score",
+            backend=BackendInfo.from_description({"kind": "transformers", **self.loaded.identity}),
+            mode=self.mode,
+            ifd_form=self.ifd_form,
+            ic_ifd_form=self.ic_ifd_form,
+            max_length=self.effective_max_length(),
+            truncation=TRUNCATION_RULE,
+            columns={"instruction": self.instruction_column, "input": self.input_column, "output": self.output_column, "skip_unless": self.skip_unless},
+        )
 
     def _score(self, questions: list[str], answers: list[str], rows: list[int], out: Batch, indices: Sequence[int] | None) -> None:
         loaded = self.loaded
