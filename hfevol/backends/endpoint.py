@@ -256,6 +256,8 @@ class EndpointBackend(Backend):
             server_limit = f.get("max_concurrent_requests")
             limits.append(min(self.max_in_flight, server_limit) if isinstance(server_limit, int) and server_limit > 0 else self.max_in_flight)
         served = {"model": found[0]["model"], "revision": found[0].get("revision"), "limits": limits, "server": found[0].get("server", {})}
+        for url, limit in zip(self.urls, limits):
+            logger.info("%s serves %s (revision %s); up to %d requests in flight", url, served["model"], served["revision"] or "-", limit)
         if self.route in self.CLIENT_TEMPLATE_ROUTES:
             from ..models.loading import load_template_tokenizer
 
