@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 
 from ..errors import ConfigError, EndpointError
 from .base import GenerationRequest, GenerationResult
-from .endpoint import EndpointBackend, PromptScoring, chat_call, chat_kwargs, parse_chat
+from .chat import chat_call, chat_kwargs, parse_chat
+from .endpoint import EndpointBackend, PromptScoring
 from .transport import Endpoint, HttpCall, Transport
 
 
