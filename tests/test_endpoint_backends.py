@@ -80,7 +80,7 @@ def test_token_is_sent_as_bearer(monkeypatch):
 
 
 def test_the_hugging_face_token_goes_only_to_hugging_face_hosts(monkeypatch):
-    from hfevol.backends.endpoint import is_hf_host
+    from hfevol.backends.auth import is_hf_host
 
     monkeypatch.setenv("HF_TOKEN", "hf-key-9")
     with TGITestServer(api_key="hf-key-9") as srv:  # a self-hosted server on 127.0.0.1

@@ -1,4 +1,4 @@
-"""The retry loop of the endpoint transport on a made-up clock, with a fake ``send`` and no server.
+"""The retry loop of the endpoint transport on a made-up clock, with ``httpx2.MockTransport`` and no server.
 
 Every wait is worked out by hand from :class:`~hfevol.backends.retry.RetryPolicy`'s rule:
 attempt ``k`` waits a jitter in ``[0, min(max_backoff, initial_backoff * 2**(k-1))]``, at
@@ -12,11 +12,13 @@ test_endpoint_backends.py.
 from __future__ import annotations
 
 import asyncio
+import logging
 
+import httpx2
 import pytest
 
 from hfevol.backends.retry import RetryPolicy
-from hfevol.backends.transport import EndpointStats, Transport
+from hfevol.backends.transport import EndpointStats, HttpCall, Transport
 from hfevol.errors import EndpointError, EndpointUnreachableError
 
 URL = "http://127.0.0.1:9"
@@ -51,18 +53,30 @@ class _Clock:
         self.now += seconds
 
 
-def _transport(policy: RetryPolicy = POLICY, *, fraction: float = 0.0, urls: tuple[str, ...] = (URL,)) -> tuple[Transport, _Clock]:
-    transport = Transport(list(urls), limits=[4] * len(urls), policy=policy, headers={}, token=None, stats=EndpointStats())
+CALL = HttpCall("POST", "/generate", {"inputs": "q"})
+
+
+def _ok(request: httpx2.Request) -> httpx2.Response:
+    return httpx2.Response(200, json={"answer": "ok"})
+
+
+def _transport(
+    policy: RetryPolicy = POLICY, *, fraction: float = 0.0, urls: tuple[str, ...] = (URL,), handler=_ok
+) -> tuple[Transport, _Clock]:
+    transport = Transport(
+        list(urls), limits=[4] * len(urls), policy=policy, headers={}, token=None, stats=EndpointStats(), transport_factory=lambda: httpx2.MockTransport(handler)
+    )
     clock = _Clock()
     transport.clock, transport.sleep, transport.rng = clock, clock.sleep, _TopJitter(fraction)
     return transport, clock
 
 
 def _failing(errors: list[EndpointError | None], clock: _Clock, *, takes: float = 0.0, answer: str = "ok"):
-    """A ``send`` that raises the listed errors in turn (None: answers), each attempt taking ``takes`` seconds."""
+    """A parser of the (mock) server's answer that raises the listed errors in turn (None: answers), each attempt taking ``takes`` seconds."""
     calls: list[float] = []
 
-    async def send(channel):
+    def parse(body, url):
+        assert body == {"answer": "ok"} and url == URL
         calls.append(clock.now)
         clock.now += takes
         error = errors[len(calls) - 1] if len(calls) <= len(errors) else None
@@ -70,17 +84,17 @@ def _failing(errors: list[EndpointError | None], clock: _Clock, *, takes: float 
             raise error
         return answer
 
-    return send, calls
+    return parse, calls
 
 
 def _busy(retry_after: float | None = None) -> EndpointError:
     return EndpointError(f"HTTP 503 from {URL}: busy", cause="overloaded", url=URL, status=503, retry_after=retry_after)
 
 
-def _run(transport: Transport, send):
+def _run(transport: Transport, parse):
     async def go():
         try:
-            return await transport.call(send)
+            return await transport.call(CALL, parse)
         finally:
             await transport.aclose()
 
@@ -123,17 +137,35 @@ def test_a_short_retry_after_does_not_shorten_the_back_off():
     assert clock.sleeps == [0.5, 1.0, 2.0]  # max(2.0, 0.1 * 1.0)
 
 
-def test_a_retry_after_header_of_a_real_response_is_read():
-    import httpx2
-    from huggingface_hub.errors import HfHubHTTPError
+def test_a_retry_after_header_of_a_real_response_is_read(caplog):
+    sent: list[httpx2.Request] = []
 
-    request = httpx2.Request("POST", URL + "/generate")
-    response = httpx2.Response(429, headers={"retry-after": "3"}, json={"error": "slow down", "error_type": "rate_limited"}, request=request)
-    transport, clock = _transport()
-    send, calls = _failing([HfHubHTTPError("429 Too Many Requests", response=response)], clock)
-    assert _run(transport, send) == "ok"
-    assert clock.sleeps == [3.0] and len(calls) == 2
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        sent.append(request)
+        if len(sent) == 1:
+            return httpx2.Response(429, headers={"retry-after": "3"}, json={"error": "slow down", "error_type": "rate_limited"})
+        return _ok(request)
+
+    transport, clock = _transport(handler=handler)
+    with caplog.at_level(logging.INFO, logger="hfevol.backends.transport"):
+        assert _run(transport, lambda body, url: body) == {"answer": "ok"}
+    assert clock.sleeps == [3.0] and len(sent) == 2
+    assert [(r.method, str(r.url), r.content) for r in sent] == [("POST", URL + "/generate", b'{"inputs":"q"}')] * 2
     assert transport.stats.snapshot()["retries"] == {"rate_limited": 1}
+    (record,) = caplog.records
+    assert record.levelno == logging.INFO
+    assert record.getMessage() == f"retrying /generate in 3.00 s (attempt 1 of 5 failed, cause rate_limited): HTTP 429 from {URL}: slow down"
+
+
+def test_each_retry_is_logged_with_its_cause_and_wait_and_a_success_logs_nothing_more(caplog):
+    transport, clock = _transport()
+    send, _ = _failing([_busy(), EndpointError(f"the connection to {URL} dropped", cause="connection", url=URL)], clock)
+    with caplog.at_level(logging.INFO, logger="hfevol.backends"):
+        assert _run(transport, send) == "ok"
+    assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("hfevol.backends.transport", "INFO", f"retrying /generate in 0.50 s (attempt 1 of 5 failed, cause overloaded): HTTP 503 from {URL}: busy"),
+        ("hfevol.backends.transport", "INFO", f"retrying /generate in 1.00 s (attempt 2 of 5 failed, cause connection): the connection to {URL} dropped"),
+    ]
 
 
 def test_the_total_budget_counts_attempts_and_waits_and_stops_before_a_wait_that_would_pass_it():
@@ -175,11 +207,11 @@ def test_after_a_budget_of_failed_connections_a_new_request_fails_without_being_
     async def go():
         send, first = _failing([refused] * 10, clock)
         with pytest.raises(EndpointError, match=r"gave up after 3 attempt\(s\)"):
-            await transport.call(send)
+            await transport.call(CALL, send)
         clock.now += 11.0  # more than one request's budget since the connections started failing
         send, second = _failing([], clock)
         with pytest.raises(EndpointUnreachableError, match=r"no endpoint has accepted a connection for more than 10 s \(http://127.0.0.1:9\)") as info:
-            await transport.call(send)
+            await transport.call(CALL, send)
         await transport.aclose()
         return first, second, info.value
 

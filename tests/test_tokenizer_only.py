@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hfevol.backends.endpoint import load_template_tokenizer
+from hfevol.models.loading import load_template_tokenizer
 from hfevol.models import embedded, loading
 
 

@@ -108,6 +108,26 @@ def load_tokenizer(name: str) -> Any:
         raise ModelLoadError(f"the tokenizer of {name!r} does not load: {str(exc).splitlines()[0]}") from exc
 
 
+def load_template_tokenizer(name: str, *, purpose: str, hint: str) -> Any:
+    """The tokenizer ``name`` (as :func:`load_tokenizer` takes it), which must have a chat template.
+
+    For the code that renders a chat template itself (an endpoint's raw-prompt routes,
+    endpoint scoring in chat mode); no weights are loaded or converted.
+
+    Raises:
+        ConfigError: it cannot be loaded, or has no chat template; ``purpose`` says what needs it.
+    """
+    from ..errors import ConfigError
+
+    try:
+        tokenizer = load_tokenizer(name)
+    except Exception as exc:
+        raise ConfigError(f"{purpose} renders the chat template here, but tokenizer {name!r} cannot be loaded: {str(exc).splitlines()[0]}", hint=hint) from exc
+    if not tokenizer.chat_template:
+        raise ConfigError(f"tokenizer {name!r} has no chat template, which {purpose} needs", hint=hint)
+    return tokenizer
+
+
 def _gguf_tokenizer(name: str) -> Any:
     """An embedded model's tokenizer read from its GGUF file, with the chat template the converted copy would carry."""
     from transformers import AutoTokenizer
