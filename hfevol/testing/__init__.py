@@ -16,7 +16,7 @@ _LAZY = {
     "ModelEngine": "engines",
     "Fault": "faults",
     "FaultPlan": "faults",
-    "LoggedRequest": "tgi_server",
+    "LoggedRequest": "request_log",
     "TGITestServer": "tgi_server",
     "VLLMTestServer": "vllm_server",
 }
@@ -25,7 +25,8 @@ __all__ = list(_LAZY)
 if TYPE_CHECKING:
     from .engines import EchoEngine, Engine, Generation, ModelEngine
     from .faults import Fault, FaultPlan
-    from .tgi_server import LoggedRequest, TGITestServer
+    from .request_log import LoggedRequest
+    from .tgi_server import TGITestServer
     from .vllm_server import VLLMTestServer
 
 
