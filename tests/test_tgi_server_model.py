@@ -8,7 +8,7 @@ import math
 import pytest
 from _servers import FAST
 
-from hfevol.backends import GenerationRequest, SamplingParams, TransformersBackend
+from hfevol.backends import GenerationRequest, SamplingParams
 from hfevol.backends.tgi import TGIBackend
 from hfevol.testing import ModelEngine, TGITestServer
 
@@ -22,14 +22,51 @@ def engine(embedded):
     return ModelEngine()
 
 
-def test_greedy_text_through_the_server_matches_the_local_backend(engine):
+def _greedy_by_hand(engine, prompt: str, steps: int) -> tuple[list[int], list[float]]:
+    """Independent oracle: greedy decoding as a plain loop of full forward passes (no cache, no ``generate``)."""
+    import torch
+
+    tok, model = engine.loaded.tokenizer, engine.loaded.model
+    ids = tok(prompt, add_special_tokens=False).input_ids
+    new, logprobs = [], []
+    for _ in range(steps):
+        with torch.inference_mode():
+            logits = model(torch.tensor([ids + new])).logits[0, -1].double()
+        token = int(logits.argmax())
+        if token == tok.eos_token_id:
+            break
+        new.append(token)
+        logprobs.append(float(torch.log_softmax(logits, dim=-1)[token]))
+    return new, logprobs
+
+
+def test_greedy_generation_matches_a_plain_argmax_loop(engine):
+    import httpx2
+
+    prompt = engine.chat_prompt([{"role": "user", "content": "Name three primary colors."}])
+    expected_ids, expected_logprobs = _greedy_by_hand(engine, prompt, 6)
+    with TGITestServer(engine) as srv:
+        body = {"inputs": prompt, "parameters": {"max_new_tokens": 6, "details": True}}
+        out = httpx2.post(srv.url + "/generate", json=body, timeout=240).json()
+    tokens = out["details"]["tokens"]
+    assert [t["id"] for t in tokens] == expected_ids and len(expected_ids) == 6  # the answer is longer than 6 tokens
+    assert out["details"]["finish_reason"] == "length" and out["details"]["seed"] is None
+    assert out["generated_text"] == engine.loaded.tokenizer.decode(expected_ids, skip_special_tokens=True)
+    for got, want in zip(tokens, expected_logprobs):
+        assert math.isclose(got["logprob"], want, abs_tol=2e-4)
+
+
+def test_greedy_text_is_the_same_through_the_chat_and_generate_routes(engine):
     request = GenerationRequest.chat("Name three primary colors.", params=SamplingParams(temperature=0, top_p=1.0, max_new_tokens=24), seed=5)
-    local = TransformersBackend(batch_size=1).generate([request])[0]
+    prompt = engine.chat_prompt([{"role": "user", "content": "Name three primary colors."}])
+    expected_ids, _ = _greedy_by_hand(engine, prompt, 24)
     with TGITestServer(engine) as srv:
         chat = TGIBackend(urls=srv.url, retry=FAST).generate([request])[0]
         raw = TGIBackend(urls=srv.url, route="generate", tokenizer="embedded", retry=FAST).generate([request])[0]
         served = TGIBackend(urls=srv.url, retry=FAST).describe()
-    assert chat.ok and chat.text.strip() == local.text == raw.text.strip()
+    assert chat.ok and raw.ok and chat.text.strip() == raw.text.strip()
+    assert chat.text.strip() == engine.loaded.tokenizer.decode(expected_ids, skip_special_tokens=True).strip()
+    assert chat.finish_reason == "stop" and len(expected_ids) < 24  # the model ended its answer by itself
     assert served["model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 

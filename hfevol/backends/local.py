@@ -97,7 +97,21 @@ class TransformersBackend(Backend):
         config = self.loaded.model.config
         return getattr(config, "max_position_embeddings", None)
 
-    def _generate_batch(self, prompts: list[str], seeds: list[int | None], params: SamplingParams) -> list[GenerationResult]:
+    def generate_tokens(
+        self, prompts: Sequence[str], seeds: Sequence[int | None], params: SamplingParams, *, output_logits: bool = False
+    ) -> list[TokenOutput]:
+        """Generate from already rendered prompts (no special tokens added) and return the new tokens.
+
+        This is the decoding loop behind :meth:`generate`, for callers that need token ids
+        rather than text (the model engine of :mod:`hfevol.testing`): one left-padded batch,
+        each row sampled with its own seed, cut before its first end-of-sequence token.
+
+        Args:
+            prompts: the prompt texts, one per row.
+            seeds: one seed per row (None: 0); unused when ``params`` is greedy.
+            params: the decoding settings; ``params.stop`` strings end a row's generation.
+            output_logits: also return the model's raw next-token logits at each step.
+        """
         import torch
 
         from ._sampling import RowSampler
@@ -105,30 +119,54 @@ class TransformersBackend(Backend):
         loaded = self.loaded
         tokenizer, model = loaded.tokenizer, loaded.model
         tokenizer.padding_side = "left"
-        enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        enc = tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
         kwargs: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "do_sample": False, "pad_token_id": tokenizer.pad_token_id}
         if not params.greedy:
-            kwargs["logits_processor"] = [RowSampler(seeds, params.temperature, params.top_p)]
+            kwargs["logits_processor"] = [RowSampler(list(seeds), params.temperature, params.top_p)]
             kwargs["top_k"] = None  # our sampler does the filtering; keep generate's defaults out of it
         if params.stop:
             kwargs["stop_strings"] = list(params.stop)
             kwargs["tokenizer"] = tokenizer
+        if output_logits:
+            kwargs.update(output_logits=True, return_dict_in_generate=True)
         with torch.inference_mode():
             out = model.generate(**enc, **kwargs)
-        new_tokens = out[:, enc.input_ids.shape[1] :]
+        sequences = out.sequences if output_logits else out
+        new_tokens = sequences[:, enc.input_ids.shape[1] :]
         eos_ids = set(_as_list(model.generation_config.eos_token_id)) | {tokenizer.eos_token_id}
-        results = []
-        for row, prompt_len in zip(new_tokens.tolist(), enc.attention_mask.sum(dim=1).tolist()):
+        rows = []
+        for b, (row, prompt_len) in enumerate(zip(new_tokens.tolist(), enc.attention_mask.sum(dim=1).tolist())):
             n = next((k for k, t in enumerate(row) if t in eos_ids), None)
-            finished = n is not None
-            row = row[:n] if finished else row
-            text = tokenizer.decode(row, skip_special_tokens=True)
+            ids = row[:n] if n is not None else row
+            logits = [step[b] for step in out.logits[: len(ids)]] if output_logits else None
+            rows.append(TokenOutput(ids=ids, ended=n is not None, prompt_tokens=int(prompt_len), logits=logits))
+        return rows
+
+    def _generate_batch(self, prompts: list[str], seeds: list[int | None], params: SamplingParams) -> list[GenerationResult]:
+        tokenizer = self.loaded.tokenizer
+        results = []
+        for row in self.generate_tokens(prompts, seeds, params):
+            finished = row.ended
+            text = tokenizer.decode(row.ids, skip_special_tokens=True)
             for s in params.stop:
                 if s in text:
                     text, finished = text[: text.index(s)], True
-            reason = "stop" if finished or len(row) < params.max_new_tokens else "length"
-            results.append(GenerationResult(text=text.strip(), finish_reason=reason, prompt_tokens=int(prompt_len), completion_tokens=len(row)))
+            reason = "stop" if finished or len(row.ids) < params.max_new_tokens else "length"
+            results.append(GenerationResult(text=text.strip(), finish_reason=reason, prompt_tokens=row.prompt_tokens, completion_tokens=len(row.ids)))
         return results
+
+
+@dataclass(frozen=True)
+class TokenOutput:
+    """One row of :meth:`TransformersBackend.generate_tokens`."""
+
+    ids: list[int]
+    """The generated token ids, up to (not including) the first end-of-sequence token."""
+    ended: bool
+    """True when the model generated an end-of-sequence token."""
+    prompt_tokens: int
+    logits: list[Any] | None = None
+    """With ``output_logits``: the raw next-token logits (one vocabulary-sized tensor) that chose each of ``ids``."""
 
 
 def _as_list(value: Any) -> list[int]:

@@ -2,6 +2,11 @@
 
 They speak the real HTTP protocols on 127.0.0.1, so the real, unmodified clients are driven
 against them: a TGI/OpenAI-compatible server with fault injection, and its vLLM flavour.
+Users test their own pipelines offline with them too (see the README's "Test server").
+
+``tgi_server`` (the server, its life cycle and TGI's routes), ``vllm_server`` (vLLM's
+shapes), ``http_handler`` (the HTTP side and faults on the wire), ``validation`` (TGI's
+request checks), ``request_log``, ``engines`` (what answers), ``faults``, ``cli``.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ _LAZY = {
     "ModelEngine": "engines",
     "Fault": "faults",
     "FaultPlan": "faults",
-    "LoggedRequest": "tgi_server",
+    "LoggedRequest": "request_log",
     "TGITestServer": "tgi_server",
     "VLLMTestServer": "vllm_server",
 }
@@ -25,7 +30,8 @@ __all__ = list(_LAZY)
 if TYPE_CHECKING:
     from .engines import EchoEngine, Engine, Generation, ModelEngine
     from .faults import Fault, FaultPlan
-    from .tgi_server import LoggedRequest, TGITestServer
+    from .request_log import LoggedRequest
+    from .tgi_server import TGITestServer
     from .vllm_server import VLLMTestServer
 
 

@@ -99,14 +99,18 @@ def _word_id(word: str) -> int:
 class ModelEngine:
     """The real embedded model (SmolLM2-135M-Instruct) on the CPU, one request at a time.
 
-    Sampling is seeded per request (the same seed, prompt and settings give the same
-    text), and log-probabilities are computed in float32 from the model's logits.
+    Generation is :class:`~hfevol.backends.TransformersBackend`'s own decoding (seeded per
+    request: the same seed, prompt and settings give the same text), so a pipeline tested
+    against the server sees what the local backend would generate. Prompt log-probabilities
+    come from hfevol's loss core (:func:`~hfevol.scoring.losses.span_losses`, float32), the
+    same numbers that local scoring computes.
     """
 
     def __init__(self, name: str = "embedded") -> None:
-        from ..models import load_model
+        from ..backends.local import TransformersBackend
 
-        self.loaded = load_model(name, device="cpu", dtype="float32")
+        self.backend = TransformersBackend(model=name, batch_size=1, dtype="float32", device="cpu")
+        self.loaded = self.backend.loaded
         self.model_id = self.loaded.identity["model"]
         self.model_sha = self.loaded.identity.get("revision")
         self._lock = threading.Lock()
@@ -134,75 +138,59 @@ class ModelEngine:
     ) -> Generation:
         import torch
 
-        from ..backends._sampling import RowSampler
+        from ..backends.base import SamplingParams
 
-        tok, model = self.loaded.tokenizer, self.loaded.model
-        ids = tok(prompt, return_tensors="pt", add_special_tokens=False).input_ids
-        kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": False, "pad_token_id": tok.pad_token_id}
-        if temperature:
-            kwargs["logits_processor"] = [RowSampler([seed], temperature, top_p or 1.0)]
-            kwargs["top_k"] = None
-        if stop:
-            kwargs.update(stop_strings=stop, tokenizer=tok)
-        with self._lock, torch.inference_mode():
-            out = model.generate(ids, output_logits=True, return_dict_in_generate=True, **kwargs)
-        new = out.sequences[0, ids.shape[1] :].tolist()
-        eos = {tok.eos_token_id, *_as_list(model.generation_config.eos_token_id)}
+        params = SamplingParams(temperature=temperature or 0.0, top_p=(top_p or 1.0) if temperature else 1.0, max_new_tokens=max_new_tokens, stop=tuple(stop))
+        with self._lock:
+            [row] = self.backend.generate_tokens([prompt], [seed], params, output_logits=True)
+        decode = self.loaded.tokenizer.decode
         tokens, top = [], [] if top_n else None
-        reason = "length"
-        for step, token_id in enumerate(new):
-            logp = torch.log_softmax(out.logits[step][0].float(), dim=-1)
-            if token_id in eos:
-                reason = "eos_token"
-                break
-            tokens.append((token_id, tok.decode([token_id]), float(logp[token_id])))
+        for token_id, logits in zip(row.ids, row.logits or []):
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            tokens.append((token_id, decode([token_id]), float(logp[token_id])))
             if top is not None:
                 values, idx = logp.topk(top_n)
-                top.append([(int(i), tok.decode([int(i)]), float(v)) for v, i in zip(values, idx)])
-        text = tok.decode([t[0] for t in tokens], skip_special_tokens=True)
+                top.append([(int(i), decode([int(i)]), float(v)) for v, i in zip(values, idx)])
+        text = decode(row.ids, skip_special_tokens=True)
+        reason = "eos_token" if row.ended else "length"
         if reason == "length" and any(text.endswith(s) for s in stop):
             reason = "stop_sequence"
-        return Generation(text, tokens, top, reason, int(ids.shape[1]))
+        return Generation(text, tokens, top, reason, row.prompt_tokens)
 
     def prefill(self, prompt: str, add_special_tokens: bool = True) -> list[dict[str, Any]]:
         """TGI's ``details.prefill``: each prompt token with log P(token | tokens before it); the first has none."""
         tok = self.loaded.tokenizer
         ids = tok(prompt, add_special_tokens=add_special_tokens).input_ids
-        logp = self._next_token_logprobs(ids)
-        out = []
-        for k, token_id in enumerate(ids):
-            out.append({"id": token_id, "text": tok.decode([token_id]), "logprob": None if k == 0 else float(logp[k - 1, token_id])})
-        return out
+        logp = self._token_logprobs(ids)
+        return [{"id": token_id, "text": tok.decode([token_id]), "logprob": lp} for token_id, lp in zip(ids, logp)]
 
     def prompt_logprobs(self, ids: list[int], top_n: int) -> list[dict[int, dict[str, Any]] | None]:
         """vLLM's ``prompt_logprobs``: None for the first token, then for each later position
         the ``top_n`` likeliest tokens (ranks 1 to ``top_n``) and the prompt token itself,
         with its own rank, when it is not among them."""
+        import torch
+
         decode = self.loaded.tokenizer.decode
-        logp = self._next_token_logprobs(ids)
+        own = self._token_logprobs(ids)
+        with self._lock, torch.inference_mode():  # the ranks need every token's log-probability, not a loss
+            rows = torch.log_softmax(self.loaded.model(torch.tensor([ids])).logits[0, :-1].float(), dim=-1)
         out: list[dict[int, dict[str, Any]] | None] = [None]
         for k in range(1, len(ids)):
-            row, token_id = logp[k - 1], ids[k]
+            row, token_id = rows[k - 1], ids[k]
             entries = {}
             if top_n:
                 values, top = row.topk(top_n)
                 entries = {int(i): {"logprob": float(v), "rank": r + 1, "decoded_token": decode([int(i)])} for r, (v, i) in enumerate(zip(values, top))}
-            if token_id not in entries:
-                rank = int((row > row[token_id]).sum()) + 1
-                entries[token_id] = {"logprob": float(row[token_id]), "rank": rank, "decoded_token": decode([token_id])}
+            rank = entries[token_id]["rank"] if token_id in entries else int((row > row[token_id]).sum()) + 1
+            entries[token_id] = {"logprob": own[k], "rank": rank, "decoded_token": decode([token_id])}
             out.append(entries)
         return out
 
-    def _next_token_logprobs(self, ids: list[int]) -> Any:
-        """Row ``k``: float32 log-probabilities of the token after ``ids[: k + 1]``, from one forward pass."""
-        import torch
+    def _token_logprobs(self, ids: list[int]) -> list[float | None]:
+        """log P(ids[k] | ids[:k]) for each position (None for the first), from the loss core: one one-token span each."""
+        from ..scoring.losses import TokenSequence, span_losses
 
-        with self._lock, torch.inference_mode():
-            logits = self.loaded.model(torch.tensor([ids])).logits[0, :-1].float()
-        return torch.log_softmax(logits, dim=-1)
-
-
-def _as_list(value: Any) -> list[int]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]
+        sequence = TokenSequence(tuple(ids), tuple((str(k), k, k + 1) for k in range(1, len(ids))))
+        with self._lock:
+            [losses] = span_losses(self.loaded.model, [sequence], pad_token_id=self.loaded.tokenizer.pad_token_id or 0)
+        return [None, *(-losses[str(k)].total for k in range(1, len(ids)))]

@@ -31,58 +31,21 @@ Every request is recorded in :attr:`TGITestServer.log`, so that tests can prove 
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import signal
 import socket
-import struct
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from .engines import EchoEngine, Engine, Generation
-from .faults import BODY_FAULTS, Fault, FaultPlan
+from .faults import Fault, FaultPlan
+from .http_handler import ThreadedServer, make_handler
+from .request_log import LoggedRequest
+from .validation import ValidationError, check_length, check_sampling, invalid, openai_params
+
+__all__ = ["POST_ROUTES", "LoggedRequest", "TGITestServer", "main"]
 
 POST_ROUTES = frozenset({"/", "/generate", "/v1/chat/completions", "/v1/completions", "/tokenize"})
 """TGI's routes that take a body (streaming is not served); like TGI's ``--api-key``, the key guards exactly these."""
-
-
-@dataclass(frozen=True)
-class LoggedRequest:
-    """One request as the server saw it."""
-
-    seq: int
-    method: str
-    route: str
-    body: Any
-    status: int
-    """HTTP status sent; 0 when the connection was dropped without an answer."""
-    fault: str | None
-    started: float
-    finished: float
-    headers: tuple[tuple[str, str], ...] | None = None
-    """The request's headers, names lower-cased, in the order sent (only with ``record_headers``)."""
-
-    @property
-    def prompt_key(self) -> tuple[str, Any] | None:
-        """(prompt text, seed) of a generation request: which row's request this was."""
-        b = self.body if isinstance(self.body, dict) else {}
-        if self.route == "/v1/chat/completions":
-            return json.dumps(b.get("messages"), sort_keys=True), b.get("seed")
-        if self.route in ("/", "/generate"):
-            return b.get("inputs"), (b.get("parameters") or {}).get("seed")
-        if self.route == "/v1/completions":
-            prompt = b.get("prompt")
-            return (tuple(prompt) if isinstance(prompt, list) else prompt), b.get("seed")  # a token-id prompt (vLLM)
-        return None
-
-
-class _ValidationError(Exception):
-    pass
 
 
 class TGITestServer:
@@ -125,7 +88,7 @@ class TGITestServer:
         self.peak_in_flight = 0
         """Most generation requests the server held at once (queued or running)."""
         self._connections: set[socket.socket] = set()
-        self._httpd = _Server(("127.0.0.1", port), _make_handler(self))
+        self._httpd = ThreadedServer(("127.0.0.1", port), make_handler(self))
         self._thread: threading.Thread | None = None
 
     # -- life cycle ------------------------------------------------------------------
@@ -224,7 +187,7 @@ class TGITestServer:
     def handle_post(self, route: str, body: Any, fault: Fault | None) -> tuple[int, Any]:
         if route == "/tokenize":
             if not isinstance(body, dict) or not isinstance(body.get("inputs"), str):
-                return _invalid("`inputs` must be a string")
+                return invalid("`inputs` must be a string")
             return 200, self.engine.tokenize(body["inputs"], bool(body.get("add_special_tokens", True)))
         with self._lock:
             if self._in_system >= self.max_concurrent_requests:
@@ -237,38 +200,19 @@ class TGITestServer:
             if route == "/v1/chat/completions":
                 return self._chat(body, fault)
             return self._completions(body, fault)
-        except _ValidationError as exc:
-            return _invalid(str(exc))
+        except ValidationError as exc:
+            return invalid(str(exc))
         finally:
             with self._lock:
                 self._in_system -= 1
 
     def _run(self, prompt: str, *, max_new_tokens: int | None, temperature: float | None, top_p: float | None, seed: Any, stop: Any, top_n: Any, fault: Fault | None) -> Generation:
-        if not prompt:
-            raise _ValidationError("`inputs` cannot be empty")
-        if temperature is not None and temperature <= 0:
-            raise _ValidationError("`temperature` must be strictly positive")
-        if top_p is not None and not 0.0 < top_p < 1.0:
-            raise _ValidationError("`top_p` must be > 0.0 and < 1.0")
-        if max_new_tokens is not None and (not isinstance(max_new_tokens, int) or max_new_tokens <= 0):
-            raise _ValidationError("`max_new_tokens` must be strictly positive")
-        stop = list(stop or [])
-        if len(stop) > self.max_stop_sequences:
-            raise _ValidationError(f"`stop` supports up to {self.max_stop_sequences} stop sequences. Given: {len(stop)}")
-        top_n = int(top_n or 0)
-        if top_n > self.max_top_n_tokens:
-            raise _ValidationError(f"`top_n_tokens` must be >= 0 and <= {self.max_top_n_tokens}. Given: {top_n}")
-        if seed is not None and (not isinstance(seed, int) or not 0 <= seed < 2**64):
-            raise _ValidationError("`seed` must be an unsigned 64-bit integer")
+        stop, top_n = check_sampling(
+            prompt=prompt, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, stop=stop, top_n=top_n, seed=seed,
+            max_stop_sequences=self.max_stop_sequences, max_top_n_tokens=self.max_top_n_tokens,
+        )
         n_input = len(self.engine.tokenize(prompt))
-        if max_new_tokens is None:
-            max_new_tokens = min(max(self.max_total_tokens - n_input, 1), 1024)
-        if n_input + max_new_tokens > self.max_total_tokens:
-            raise _ValidationError(
-                f"`inputs` tokens + `max_new_tokens` must be <= {self.max_total_tokens}. Given: {n_input} `inputs` tokens and {max_new_tokens} `max_new_tokens`"
-            )
-        if n_input > self.max_input_tokens:
-            raise _ValidationError(f"`inputs` must have less than {self.max_input_tokens} tokens. Given: {n_input}")
+        max_new_tokens = check_length(n_input, max_new_tokens, max_input_tokens=self.max_input_tokens, max_total_tokens=self.max_total_tokens)
         if self._slots is not None:
             self._slots.acquire()
         started = time.monotonic()  # the latency counts from the moment a slot is free, as a busy GPU would
@@ -286,12 +230,12 @@ class TGITestServer:
 
     def _generate(self, route: str, body: Any, fault: Fault | None) -> tuple[int, Any]:
         if not isinstance(body, dict) or not isinstance(body.get("inputs"), str):
-            raise _ValidationError("`inputs` must be a string")
+            raise ValidationError("`inputs` must be a string")
         p = body.get("parameters") or {}
         if not isinstance(p, dict):
-            raise _ValidationError("`parameters` must be an object")
+            raise ValidationError("`parameters` must be an object")
         if body.get("stream"):
-            raise _ValidationError("streaming is not served by this test server")
+            raise ValidationError("streaming is not served by this test server")
         sampling = p.get("do_sample") or p.get("temperature") is not None or p.get("top_p") is not None
         gen = self._run(
             body["inputs"],
@@ -311,7 +255,7 @@ class TGITestServer:
                 try:
                     prefill = self.engine.prefill(body["inputs"], bool(body.get("add_special_tokens", True)))
                 except NotImplementedError as exc:
-                    raise _ValidationError(str(exc)) from exc
+                    raise ValidationError(str(exc)) from exc
             details: dict[str, Any] = {
                 "finish_reason": gen.finish_reason,
                 "generated_tokens": len(gen.tokens),
@@ -324,27 +268,14 @@ class TGITestServer:
             out["details"] = details
         return 200, ([out] if route == "/" else out)
 
-    def _openai_params(self, body: Any) -> dict[str, Any]:
-        if body.get("stream"):
-            raise _ValidationError("streaming is not served by this test server")
-        temperature = body.get("temperature")
-        greedy = temperature is not None and temperature == 0
-        return {
-            "max_new_tokens": body.get("max_tokens"),
-            "temperature": None if greedy or temperature is None else temperature,
-            "top_p": None if greedy else body.get("top_p"),
-            "seed": body.get("seed"),
-            "stop": [body["stop"]] if isinstance(body.get("stop"), str) else body.get("stop"),
-        }
-
     def _chat(self, body: Any, fault: Fault | None) -> tuple[int, Any]:
         messages = body.get("messages") if isinstance(body, dict) else None
         if not isinstance(messages, list) or not messages or not all(
             isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in messages
         ):
-            raise _ValidationError("`messages` must be a non-empty list of {role, content} objects")
+            raise ValidationError("`messages` must be a non-empty list of {role, content} objects")
         top_n = body.get("top_logprobs") if body.get("logprobs") else 0
-        gen = self._run(self.engine.chat_prompt(messages), top_n=top_n, fault=fault, **self._openai_params(body))
+        gen = self._run(self.engine.chat_prompt(messages), top_n=top_n, fault=fault, **openai_params(body))
         logprobs = None
         if body.get("logprobs"):
             logprobs = {
@@ -358,8 +289,8 @@ class TGITestServer:
 
     def _completions(self, body: Any, fault: Fault | None) -> tuple[int, Any]:
         if not isinstance(body, dict) or not isinstance(body.get("prompt"), str):
-            raise _ValidationError("`prompt` must be a string")
-        gen = self._run(body["prompt"], top_n=body.get("logprobs") or 0, fault=fault, **self._openai_params(body))
+            raise ValidationError("`prompt` must be a string")
+        gen = self._run(body["prompt"], top_n=body.get("logprobs") or 0, fault=fault, **openai_params(body))
         choice = {"index": 0, "text": gen.text, "logprobs": None, "finish_reason": _openai_reason(gen)}
         return 200, self._openai_envelope("text_completion", choice, gen)
 
@@ -379,181 +310,11 @@ def _openai_reason(gen: Generation) -> str:
     return "length" if gen.finish_reason == "length" else "stop"
 
 
-def _invalid(message: str) -> tuple[int, Any]:
-    return 422, {"error": f"Input validation error: {message}", "error_type": "validation"}
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 1024  # the default backlog of 5 overflows under bursts of new connections
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        import sys
-
-        if not isinstance(sys.exc_info()[1], OSError):  # a client that hung up (time-out, kill) is not an error here
-            super().handle_error(request, client_address)
-
-
-def _make_handler(app: TGITestServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, as every real server
-        disable_nagle_algorithm = True  # else delayed ACKs add ~40 ms per kept-alive request
-
-        def setup(self) -> None:
-            super().setup()
-            with app._lock:
-                app._connections.add(self.connection)
-
-        def finish(self) -> None:
-            with app._lock:
-                app._connections.discard(self.connection)
-            try:
-                super().finish()
-            except OSError:
-                pass
-
-        def log_message(self, format: str, *args: Any) -> None:  # quiet: the request log is the record
-            pass
-
-        def do_GET(self) -> None:
-            started = time.time()
-            status, payload = app.handle_get(self.path)
-            app._append("GET", self.path, None, status, None, started, self.headers)
-            self._send(status, payload)
-
-        def do_POST(self) -> None:
-            started = time.time()
-            route = self.path
-            length = int(self.headers.get("content-length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            try:
-                body = json.loads(raw) if raw else None
-            except ValueError:
-                status, payload = app.bad_json(raw)
-                app._append("POST", route, raw.decode(errors="replace"), status, None, started, self.headers)
-                self._send(status, payload)
-                return
-            if route not in app.POST_ROUTES:
-                app._append("POST", route, body, 404, None, started, self.headers)
-                self._send(404, None)
-                return
-            if app.api_key is not None and (self.headers.get("authorization") or "").lower() != f"bearer {app.api_key}".lower():
-                app._append("POST", route, body, 401, None, started, self.headers)
-                self._send(401, None)
-                return
-            fault = app.faults.pick(route)
-            status, write, fault = self._answer(route, body, fault)
-            # Logged before the answer leaves, so that a client that has its answer always finds it in the log.
-            app._append("POST", route, body, status, fault.label if fault is not None else None, started, self.headers)
-            write()
-
-        def _answer(self, route: str, body: Any, fault: Fault | None) -> tuple[int, Callable[[], None], Fault | None]:
-            """The status to send (0: drop the connection), the function that sends it, and the fault applied."""
-            if fault is not None and fault.kind == "delay":
-                time.sleep(fault.seconds)
-            if fault is not None and fault.kind == "drop":
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                self.close_connection = True
-                return 0, lambda: None, fault
-            if fault is not None and fault.kind == "status":
-                return fault.status, lambda: self._send(fault.status, fault.body, {"Retry-After": fault.retry_after} if fault.retry_after else {}), fault
-            status, payload = app.handle_post(route, body, fault)
-            if status != 200 and fault is not None and fault.kind in BODY_FAULTS:
-                # a refused request (a prompt too long, say) generates nothing to spoil: the
-                # fault waits for the next request, so a queued fault always lands on an answer
-                app.faults.requeue(fault)
-                fault = None
-            if status == 200 and fault is not None and fault.kind == "malformed":
-                return 200, lambda: self._send_raw(200, b'{"generated_text": "cut sh', "application/json"), fault
-            if status == 200 and fault is not None and fault.kind == "truncated":
-                return 200, lambda: self._send_truncated(payload), fault
-            return status, lambda: self._send(status, payload), fault
-
-        def _send_truncated(self, payload: Any) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data) + 100))
-            self.end_headers()
-            self.wfile.write(data[: len(data) // 2])
-            self.close_connection = True
-
-        def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-            if payload is None:
-                self._send_raw(status, b"", None, headers)
-            elif isinstance(payload, str):
-                self._send_raw(status, payload.encode(), "text/plain; charset=utf-8", headers)
-            else:
-                self._send_raw(status, json.dumps(payload).encode(), "application/json", headers)
-
-        def _send_raw(self, status: int, data: bytes, content_type: str | None, headers: dict[str, str] | None = None) -> None:
-            self.send_response(status)
-            if content_type:
-                self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(data)
-
-    return Handler
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Serve until SIGTERM or Ctrl-C; print ``READY <url>`` once listening."""
-    p = argparse.ArgumentParser(prog="python -m hfevol.testing.tgi_server", description=__doc__.split("\n\n")[0])
-    p.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
-    p.add_argument("--flavour", choices=["tgi", "vllm"], default="tgi", help="TGI's routes and shapes (default) or vLLM's (hfevol.testing.vllm_server)")
-    p.add_argument("--max-model-len", type=int, default=8192, help="vllm: the context length (prompt + max_tokens)")
-    p.add_argument("--engine", choices=["echo", "model"], default="echo", help="echo (fast, deterministic) or model (the embedded SmolLM2)")
-    p.add_argument("--latency", type=float, default=0.0, help="seconds each generation takes at least")
-    p.add_argument("--capacity", type=int, default=None, help="generations served at once (default: unlimited)")
-    p.add_argument("--max-concurrent-requests", type=int, default=128)
-    p.add_argument("--max-input-tokens", type=int, default=8191)
-    p.add_argument("--max-total-tokens", type=int, default=8192)
-    p.add_argument("--prefill-logprobs", action="store_true", help="like TGI's --enable-prefill-logprobs")
-    p.add_argument("--api-key-env", default=None, help="name of an environment variable holding the API key to require")
-    p.add_argument("--fault-rate", type=float, default=0.0, help="fraction of generations that fail with a retryable error")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random faults")
-    args = p.parse_args(argv)
-    engine: Engine
-    if args.engine == "model":
-        from .engines import ModelEngine
+    """Serve until SIGTERM or Ctrl-C; print ``READY <url>`` once listening (see :mod:`hfevol.testing.cli`)."""
+    from .cli import main as serve
 
-        engine = ModelEngine()
-    else:
-        engine = EchoEngine()
-    common: dict[str, Any] = dict(
-        latency=args.latency,
-        capacity=args.capacity,
-        api_key=os.environ[args.api_key_env] if args.api_key_env else None,
-        faults=FaultPlan(args.fault_rate, seed=args.seed),
-        port=args.port,
-    )
-    server: TGITestServer
-    if args.flavour == "vllm":
-        from .vllm_server import VLLMTestServer
-
-        server = VLLMTestServer(engine, max_model_len=args.max_model_len, **common)
-    else:
-        server = TGITestServer(
-            engine,
-            max_concurrent_requests=args.max_concurrent_requests,
-            max_input_tokens=args.max_input_tokens,
-            max_total_tokens=args.max_total_tokens,
-            prefill_logprobs=args.prefill_logprobs,
-            **common,
-        )
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    with server:
-        print(f"READY {server.url}", flush=True)
-        try:
-            stopped.wait()
-        except KeyboardInterrupt:
-            pass
-    return 0
+    return serve(argv)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ from typing import Any
 
 from .engines import Engine
 from .faults import Fault
-from .tgi_server import TGITestServer, _openai_reason, _ValidationError
+from .tgi_server import TGITestServer, _openai_reason
+from .validation import ValidationError, openai_params
 
 MAX_LOGPROBS = 20
 """vLLM's default ``--max-logprobs``: the most ``logprobs`` or ``prompt_logprobs`` a request may ask for."""
@@ -86,18 +87,18 @@ class VLLMTestServer(TGITestServer):
             if route == "/v1/completions":
                 return 200, self._completion(body, fault)
             return self._chat(body, fault)
-        except _ValidationError as exc:
+        except ValidationError as exc:
             message, param = (*exc.args, None)[:2]  # (message, parameter): the parameter is vLLM's ``param``
             return _error(400, message, param=param)
 
     def _tokenize(self, body: dict[str, Any]) -> dict[str, Any]:
         if "messages" in body:
-            raise _ValidationError("this test server tokenizes a `prompt` only, not `messages`", "messages")
+            raise ValidationError("this test server tokenizes a `prompt` only, not `messages`", "messages")
         prompt, special = body.get("prompt"), body.get("add_special_tokens", True)
         if not isinstance(prompt, str):
-            raise _ValidationError("`prompt` must be a string", "prompt")
+            raise ValidationError("`prompt` must be a string", "prompt")
         if not isinstance(special, bool):
-            raise _ValidationError("`add_special_tokens` must be a boolean", "add_special_tokens")
+            raise ValidationError("`add_special_tokens` must be a boolean", "add_special_tokens")
         ids = [t["id"] for t in self.engine.tokenize(prompt, special)]
         return {"count": len(ids), "max_model_len": self.max_model_len, "tokens": ids, "token_strs": None}
 
@@ -110,34 +111,34 @@ class VLLMTestServer(TGITestServer):
         elif isinstance(prompt, list) and prompt and all(_is_int(t) and t >= 0 for t in prompt):
             ids, text = list(prompt), self.engine.decode(prompt)
         else:
-            raise _ValidationError("`prompt` must be a non-empty string or a non-empty list of token ids (integers >= 0); this server takes one prompt per request", "prompt")
+            raise ValidationError("`prompt` must be a non-empty string or a non-empty list of token ids (integers >= 0); this server takes one prompt per request", "prompt")
         unknown = next((t for t in ids if t >= self.engine.vocab_size), None)
         if unknown is not None:
-            raise _ValidationError(f"token id {unknown} is outside the vocabulary of {self.engine.vocab_size} tokens", "prompt")
+            raise ValidationError(f"token id {unknown} is outside the vocabulary of {self.engine.vocab_size} tokens", "prompt")
         max_tokens = 16 if body.get("max_tokens") is None else body["max_tokens"]
         if not _is_int(max_tokens) or max_tokens < 1:
-            raise _ValidationError("`max_tokens` must be an integer >= 1", "max_tokens")
+            raise ValidationError("`max_tokens` must be an integer >= 1", "max_tokens")
         k = body.get("prompt_logprobs")
         if k is not None and not (_is_int(k) and 0 <= k <= MAX_LOGPROBS):
-            raise _ValidationError(f"`prompt_logprobs` must be an integer from 0 to {MAX_LOGPROBS} (this server's --max-logprobs)", "prompt_logprobs")
+            raise ValidationError(f"`prompt_logprobs` must be an integer from 0 to {MAX_LOGPROBS} (this server's --max-logprobs)", "prompt_logprobs")
         if body.get("stream"):
-            raise _ValidationError("streaming is not served by this test server", "stream")
+            raise ValidationError("streaming is not served by this test server", "stream")
         if len(ids) + max_tokens > self.max_model_len:
-            raise _ValidationError(
+            raise ValidationError(
                 f"the prompt has {len(ids)} tokens and max_tokens is {max_tokens}: together more than this model's context of {self.max_model_len} tokens",
                 "max_tokens",
             )
         n_logprobs = body.get("logprobs") or 0
         if not (_is_int(n_logprobs) and 0 <= n_logprobs <= MAX_LOGPROBS):
-            raise _ValidationError(f"`logprobs` must be an integer from 0 to {MAX_LOGPROBS} (this server's --max-logprobs)", "logprobs")
-        params = {**self._openai_params(body), "max_new_tokens": max_tokens}
+            raise ValidationError(f"`logprobs` must be an integer from 0 to {MAX_LOGPROBS} (this server's --max-logprobs)", "logprobs")
+        params = {**openai_params(body), "max_new_tokens": max_tokens}
         gen = self._run(text, top_n=n_logprobs, fault=fault, **params)
         prompt_logprobs = None
         if k is not None and self.prompt_logprobs:
             try:
                 positions = self.engine.prompt_logprobs(ids, k)
             except NotImplementedError as exc:
-                raise _ValidationError(str(exc), "prompt_logprobs") from exc
+                raise ValidationError(str(exc), "prompt_logprobs") from exc
             prompt_logprobs = [None if p is None else {str(t): entry for t, entry in p.items()} for p in positions]
         choice = {
             "index": 0,
