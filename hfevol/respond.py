@@ -97,8 +97,8 @@ class Respond(GenerationTransform):
         if getattr(self, "_responder", None) is None:
             self._responder = json.dumps(self.metadata(), sort_keys=True)
         responder = self._responder
-        out: Batch = {name: [None] * n for name in c.values()}
-        prepared = Prepared(out=out, rows=[], requests=[])
+        prepared = self.start(n)
+        out = prepared.out
         for j, text in enumerate(texts):
             key = batch["id"][j] if "id" in batch else (indices[j] if indices is not None else text_key(str(text)))
             out[c["seed"]][j] = row_seed(self.seed, self.stage, key)

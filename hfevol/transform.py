@@ -220,6 +220,10 @@ class GenerationTransform(RowTransform):
         if sampling is not None and not isinstance(sampling, SamplingParams):
             raise ConfigError(f"sampling must be a SamplingParams, got {type(sampling).__name__}")
 
+    def start(self, n: int) -> Prepared:
+        """An empty step (1) for ``n`` rows: every output column all None, no request yet."""
+        return Prepared(out={c: [None] * n for c in self.output_features()}, rows=[], requests=[])
+
     @abc.abstractmethod
     def prepare(self, batch: Batch, indices: list[int] | None) -> Prepared:
         """Validate the batch, build the requests and fill what needs no model."""

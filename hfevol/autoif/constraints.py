@@ -177,9 +177,9 @@ class ConstraintWriter(GenerationTransform):
     def prepare(self, batch: Batch, indices: list[int] | None) -> Prepared:
         self.check_columns(batch)
         n = len(batch["sample"])
-        out: Batch = {c: [None] * n for c in self.output_features()}
         prompt = prompts.render(TEMPLATE, seeds=list(self.seeds), count=self.count)
-        prepared = Prepared(out=out, rows=[], requests=[])
+        prepared = self.start(n)
+        out = prepared.out
         for j, sample in enumerate(batch["sample"]):
             seed = row_seed(self.seed, self.stage, int(sample))
             out["constraint_seed"][j] = seed

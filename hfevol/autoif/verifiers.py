@@ -272,8 +272,8 @@ class VerifierWriter(GenerationTransform):
     def prepare(self, batch: Batch, indices: list[int] | None) -> Prepared:
         self.check_columns(batch)
         n = len(batch["constraint_id"])
-        out: Batch = {c: [None] * n for c in self.output_features()}
-        prepared = Prepared(out=out, rows=[], requests=[])
+        prepared = self.start(n)
+        out = prepared.out
         for j, (cid, text, sample) in enumerate(zip(batch["constraint_id"], batch["constraint"], batch["verifier_sample"])):
             out["verifier_id"][j] = f"{cid}-v{int(sample)}"
             out["verifier_seed"][j] = seed = row_seed(self.seed, self.stage, cid, int(sample))

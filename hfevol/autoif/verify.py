@@ -150,8 +150,8 @@ class AutoIFJudge(GenerationTransform):
     def prepare(self, batch: Batch, indices: list[int] | None) -> Prepared:
         self.check_columns(batch)
         n = len(batch["query"])
-        out: Batch = {c: [None] * n for c in self.output_features()}
-        prepared = Prepared(out=out, rows=[], requests=[])
+        prepared = self.start(n)
+        out = prepared.out
         for j in range(n):
             if batch["output_status"][j] != "ok" or not batch["output"][j]:
                 out["judge_status"][j] = "skipped"

@@ -93,14 +93,11 @@ class Evolver(GenerationTransform):
         types["evol_seed"] = Value("int64")
         return {**types, **self.extra_features()}
 
-    def _empty_out(self, n: int) -> Batch:
-        return {c: [None] * n for c in (*OUTPUT_COLUMNS, *self.extra_features())}
-
     def prepare(self, batch: Batch, indices: list[int] | None) -> Prepared:
         self.check_columns(batch)
         texts = batch[self.instruction_column]
-        out = self._empty_out(len(texts))
-        prepared = Prepared(out=out, rows=[], requests=[])
+        prepared = self.start(len(texts))
+        out = prepared.out
         for j, text in enumerate(texts):
             if self.position_column is not None:
                 position = int(batch[self.position_column][j])
