@@ -109,7 +109,9 @@ class Respond(GenerationTransform):
                 continue
             problem = text_problem(text)
             if problem is not None:
-                out[c["status"]][j], out[c["reason"]][j] = "invalid_input", self.invalid_reason(j, indices, self.instruction_column, problem)
+                reason = self.invalid_reason(j, indices, self.instruction_column, problem)
+                out[c["status"]][j] = "invalid_input"
+                out[c["reason"]][j] = reason
                 continue
             extra = inputs[j] if isinstance(inputs[j], str) and inputs[j].strip() else None
             prompt = prompts.render(TEMPLATE, instruction=text, input=extra)

@@ -281,7 +281,9 @@ class VerifierWriter(GenerationTransform):
             out["verifier_dropped_cases"][j] = []
             problem = text_problem(text)
             if problem is not None:
-                out["verifier_status"][j], out["verifier_reason"][j] = "invalid_input", self.invalid_reason(j, indices, "constraint", problem)
+                reason = self.invalid_reason(j, indices, "constraint", problem)
+                out["verifier_status"][j] = "invalid_input"
+                out["verifier_reason"][j] = reason
                 continue
             prepared.rows.append(j)
             prepared.requests.append(GenerationRequest.chat(prompts.render(TEMPLATE, constraint=text), params=self.sampling, seed=seed))

@@ -110,7 +110,9 @@ class Evolver(GenerationTransform):
             out["evol_seed"][j] = seed
             problem = text_problem(text)
             if problem is not None:
-                out["evol_status"][j], out["evol_reason"][j] = "invalid_input", self.invalid_reason(j, indices, self.instruction_column, problem)
+                reason = self.invalid_reason(j, indices, self.instruction_column, problem)
+                out["evol_status"][j] = "invalid_input"
+                out["evol_reason"][j] = reason
                 continue
             out["parent_instruction"][j] = text
             prepared.rows.append(j)
