@@ -9,10 +9,10 @@ from typing import Any, Literal
 from . import prompts
 from .backends.base import GREEDY, Backend, GenerationRequest, GenerationResult, SamplingParams
 from .backends.local import TransformersBackend
-from .errors import ConfigError, InvalidRowError
+from .errors import ConfigError
 from .seeding import row_seed, text_key
 from .transform import Batch, GenerationTransform, Prepared, outcome
-from .validation import require_columns, text_problem
+from .validation import text_problem
 
 TEMPLATE = "respond/answer"
 
@@ -60,15 +60,11 @@ class Respond(GenerationTransform):
     stage = "respond"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.sampling, SamplingParams):
-            raise ConfigError(f"sampling must be a SamplingParams, got {type(self.sampling).__name__}")
         if not isinstance(self.output_column, str) or not self.output_column.strip():
             raise ConfigError(f"output_column={self.output_column!r} must be a non-empty column name")
         if self.output_column in (self.instruction_column, self.input_column):
             raise ConfigError(f"output_column={self.output_column!r} would overwrite the instruction or input column")
-        if self.on_invalid not in ("mark", "raise"):
-            raise ConfigError(f"on_invalid={self.on_invalid!r} must be 'mark' or 'raise'")
-        self._check_backend()
+        self.check_settings()
 
     @property
     def columns(self) -> dict[str, str]:
@@ -79,12 +75,11 @@ class Respond(GenerationTransform):
     def prompt_templates(self) -> tuple[str, ...]:
         return (TEMPLATE,)
 
-    def metadata(self) -> dict[str, Any]:
-        """The responder's identity, sampling, seed and prompt version, in the run record's stage shape (also stored per row)."""
-        from .record import StageRecord
+    def input_columns(self) -> tuple[str, ...]:
+        return (self.instruction_column,)
 
-        return StageRecord.describe(self.stage, backend=self.backend, sampling=self.sampling, seed=self.seed,
-                                    prompt_versions={"answer": prompts.version(TEMPLATE)}, output_column=self.output_column)  # fmt: skip
+    def stage_settings(self) -> dict[str, Any]:
+        return {"output_column": self.output_column}
 
     def output_features(self) -> dict[str, Any]:
         from datasets import Value
@@ -93,32 +88,30 @@ class Respond(GenerationTransform):
         return {c["text"]: Value("string"), c["status"]: Value("string"), c["reason"]: Value("string"), c["responder"]: Value("string"), c["seed"]: Value("int64")}
 
     def prepare(self, batch: Batch, indices: list[int] | None) -> Prepared:
-        require_columns(batch, self.instruction_column)
+        self.check_columns(batch)
         c = self.columns
         texts = batch[self.instruction_column]
         n = len(texts)
         inputs = batch[self.input_column] if self.input_column and self.input_column in batch else [None] * n
-        gate = batch[self.skip_unless] if self.skip_unless and self.skip_unless in batch else None
+        gate = self.skip_gate(batch)
         if getattr(self, "_responder", None) is None:
             self._responder = json.dumps(self.metadata(), sort_keys=True)
         responder = self._responder
-        out: Batch = {name: [None] * n for name in c.values()}
-        prepared = Prepared(out=out, rows=[], requests=[])
+        prepared = self.start(n)
+        out = prepared.out
         for j, text in enumerate(texts):
             key = batch["id"][j] if "id" in batch else (indices[j] if indices is not None else text_key(str(text)))
             out[c["seed"]][j] = row_seed(self.seed, self.stage, key)
             out[c["responder"]][j] = responder
             if gate is not None and gate[j] != "ok":
                 out[c["status"]][j] = "skipped"
-                out[c["reason"]][j] = f"not answered: {self.skip_unless} is {gate[j]!r}"
+                out[c["reason"]][j] = self.skip_reason("answered", gate[j])
                 continue
             problem = text_problem(text)
             if problem is not None:
-                row = indices[j] if indices is not None else f"#{j} of this batch"
-                if self.on_invalid == "raise":
-                    raise InvalidRowError(row, self.instruction_column, problem, hint="fix or filter the row, or use on_invalid='mark'.")
+                reason = self.invalid_reason(j, indices, self.instruction_column, problem)
                 out[c["status"]][j] = "invalid_input"
-                out[c["reason"]][j] = f"column {self.instruction_column!r}: {problem}"
+                out[c["reason"]][j] = reason
                 continue
             extra = inputs[j] if isinstance(inputs[j], str) and inputs[j].strip() else None
             prompt = prompts.render(TEMPLATE, instruction=text, input=extra)

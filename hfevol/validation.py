@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import MissingColumnError
+from .errors import ConfigError, MissingColumnError
 
 
 def require_columns(columns: list[str] | dict[str, Any], *needed: str) -> None:
@@ -24,3 +24,9 @@ def text_problem(value: Any) -> str | None:
     if not value.strip():
         return "the value is empty"
     return None
+
+
+def check_int(name: str, value: Any, *, minimum: int = 1) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is an integer (not a bool) of at least ``minimum``."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(f"{name}={value!r} must be an integer >= {minimum}")

@@ -162,8 +162,21 @@ def test_two_output_folders_with_the_same_name_load_their_own_rows(tmp_path: Pat
     assert load_dataset(str(tmp_path / "b" / "evolved"), split="train")["id"][:] == ["s1-r1", "s2-r1"]
 
 
-def test_the_async_path_gives_the_same_rows():
+def test_the_async_path_gives_the_same_rows(monkeypatch):
+    from hfevol.transform import RowTransform
+
     sync, _ = _run(2)
     backend = KeywordBackend()
-    concurrent = evolve_rounds(Dataset.from_list(SEEDS), EvolInstruct(backend=backend), 2, use_async=True)
+    ran = []
+    plain_acall = EvolInstruct.acall
+
+    async def acall(self, batch, indices=None):
+        ran.append(len(batch["instruction"]))
+        return await plain_acall(self, batch, indices)
+
+    # what map() does for an endpoint backend: run each batch through acall
+    monkeypatch.setattr(RowTransform, "uses_endpoint", property(lambda self: getattr(self, "backend", None) is backend))
+    monkeypatch.setattr(EvolInstruct, "acall", acall)
+    concurrent = evolve_rounds(Dataset.from_list(SEEDS), EvolInstruct(backend=backend), 2)
+    assert ran, "the rounds did not run through acall"
     assert concurrent.to_list() == sync.to_list() and len(backend.calls) == 7

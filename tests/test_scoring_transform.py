@@ -127,7 +127,7 @@ def test_forms_are_applied_and_named_in_the_metadata(tiny_lm_dir):
 
 def _count_scored_sequences(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Record how many sequences each call of the loss core receives (each one is a forward pass's row)."""
-    import hfevol.scoring.transform as transform
+    import hfevol.scoring.frontend as transform  # the local scorers reach the loss core through it
 
     calls: list[int] = []
     real = transform.span_losses
@@ -168,10 +168,10 @@ def test_transform_pickles_as_configuration_and_keeps_its_fingerprint(tiny_lm_di
     score = Score(model=tiny_lm_dir, device="cpu")
     before = Hasher.hash(score)
     score({"instruction": ["Say hi."], "output": ["Hi!"]})
-    assert getattr(score, "_loaded", None) is not None
+    assert getattr(score, "_scorer", None) is not None
     assert Hasher.hash(score) == before
     copy = pickle.loads(pickle.dumps(score))
-    assert getattr(copy, "_loaded", None) is None and copy == score
+    assert getattr(copy, "_scorer", None) is None and copy == score
 
 
 def test_chat_mode_without_a_chat_template_fails_before_any_row(tmp_path):

@@ -23,11 +23,9 @@ HISTOGRAM_BINS = 10
 """Pass-rate histogram: ten bins of width 0.1, the last one closed (it holds 1.0)."""
 
 
-def answer_pairs(backend: Backend, kept: list[dict[str, Any]], queries: Sequence[str], config: "AutoIFConfig", *, use_async: bool, batch_size: int) -> tuple["Dataset", dict[str, Any]]:
+def answer_pairs(backend: Backend, kept: list[dict[str, Any]], queries: Sequence[str], config: "AutoIFConfig", *, batch_size: int) -> tuple["Dataset", dict[str, Any]]:
     """Stage 4: pair each kept constraint with sampled queries and answer every pair ``responses_per_query`` times."""
     from datasets import Dataset
-
-    from .pipeline import _map
 
     respond = Respond(backend=backend, sampling=config.response_sampling, seed=config.seed, skip_unless=None)  # type: ignore[arg-type]
     rows = pair_rows(kept, queries, per_constraint=config.queries_per_constraint, responses_per_query=config.responses_per_query, seed=config.seed, placement=config.placement)
@@ -37,7 +35,7 @@ def answer_pairs(backend: Backend, kept: list[dict[str, Any]], queries: Sequence
 
         features = Features({**{k: Value("string") for k in empty}, "query_index": Value("int64"), "response_index": Value("int64"), **respond.output_features()})
         return Dataset.from_dict({**empty, **{k: [] for k in respond.output_features()}}, features=features), respond.metadata()
-    return _map(Dataset.from_list(rows), respond, use_async=use_async, batch_size=batch_size, desc="AutoIF 4/5: answering"), respond.metadata()
+    return respond.map(Dataset.from_list(rows), batch_size=batch_size, desc="AutoIF 4/5: answering"), respond.metadata()
 
 
 def check_answers(
@@ -47,7 +45,6 @@ def check_answers(
     rules: CrossValRules,
     *,
     judge: Backend | None = None,
-    use_async: bool = False,
     batch_size: int = 16,
 ) -> tuple["Dataset", dict[str, Any] | None]:
     """Stage 5: verdicts and pass rate per answer, the judge's score when asked, and each row's ``autoif_status``."""
@@ -55,7 +52,6 @@ def check_answers(
     from tqdm.auto import tqdm
 
     from ..transform import map_rows
-    from .pipeline import _map
 
     features = {"verifier_ids": List(Value("string")), "verifier_results": List(Value("bool")), "pass_rate": Value("float64"),
                 "autoif_status": Value("string"), "autoif_reason": Value("string")}  # fmt: skip
@@ -70,7 +66,7 @@ def check_answers(
     judge_meta = None
     if judge is not None:
         judger = AutoIFJudge(backend=judge)
-        answered = _map(answered, judger, use_async=use_async, batch_size=batch_size, desc="AutoIF 5/5: judging")
+        answered = judger.map(answered, batch_size=batch_size, desc="AutoIF 5/5: judging")
         judge_meta = judger.metadata()
     scores = answered["judge_score"] if judge is not None else [None] * len(answered)
     judge_status = answered["judge_status"] if judge is not None else [None] * len(answered)

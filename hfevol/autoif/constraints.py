@@ -22,7 +22,7 @@ from ..errors import ConfigError, DataError
 from ..paths import package_file
 from ..seeding import row_seed
 from ..transform import Batch, GenerationTransform, Prepared, outcome
-from ..validation import require_columns
+from ..validation import check_int
 
 TEMPLATE = "autoif/constraints"
 SEED_FILE = ("data", "autoif_seed_constraints.txt")
@@ -150,25 +150,17 @@ class ConstraintWriter(GenerationTransform):
         self.seeds = tuple(self.seeds)
         if not self.seeds or not all(isinstance(s, str) and s.strip() for s in self.seeds):
             raise ConfigError("seeds must be a non-empty list of constraint texts")
-        if not isinstance(self.count, int) or self.count < 1:
-            raise ConfigError(f"count={self.count!r} must be an integer >= 1")
-        if not isinstance(self.sampling, SamplingParams):
-            raise ConfigError(f"sampling must be a SamplingParams, got {type(self.sampling).__name__}")
-        self._check_backend()
+        check_int("count", self.count)
+        self.check_settings()
+
+    def input_columns(self) -> tuple[str, ...]:
+        return ("sample",)
 
     def prompt_templates(self) -> tuple[str, ...]:
         return (TEMPLATE,)
 
-    def metadata(self) -> dict[str, Any]:
-        return {
-            "stage": self.stage,
-            "backend": self.backend.describe(),
-            "seed_constraints": len(self.seeds),
-            "count": self.count,
-            "sampling": self.sampling.to_dict(),
-            "seed": self.seed,
-            "prompt_versions": {"constraints": prompts.version(TEMPLATE)},
-        }
+    def stage_settings(self) -> dict[str, Any]:
+        return {"seed_constraints": len(self.seeds), "count": self.count}
 
     def output_features(self) -> dict[str, Any]:
         from datasets import List, Value
@@ -183,11 +175,11 @@ class ConstraintWriter(GenerationTransform):
         }
 
     def prepare(self, batch: Batch, indices: list[int] | None) -> Prepared:
-        require_columns(batch, "sample")
+        self.check_columns(batch)
         n = len(batch["sample"])
-        out: Batch = {c: [None] * n for c in self.output_features()}
         prompt = prompts.render(TEMPLATE, seeds=list(self.seeds), count=self.count)
-        prepared = Prepared(out=out, rows=[], requests=[])
+        prepared = self.start(n)
+        out = prepared.out
         for j, sample in enumerate(batch["sample"]):
             seed = row_seed(self.seed, self.stage, int(sample))
             out["constraint_seed"][j] = seed

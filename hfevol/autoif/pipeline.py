@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..backends.base import GREEDY, Backend, SamplingParams
 from ..errors import ConfigError
-from ..transform import map_rows
 from .constraints import ConstraintWriter, collect_constraints
 from .crossval import CrossValRules, preset
 from .queries import PLACEMENTS, Placement, pair_rows
@@ -96,12 +95,7 @@ class AutoIFResult:
     summary: dict[str, Any]
 
 
-def _map(ds: "Dataset", transform: Any, *, use_async: bool, batch_size: int, desc: str) -> "Dataset":
-    fn = transform.acall if use_async else transform
-    return map_rows(ds, fn, transform.output_features(), with_indices=True, batch_size=batch_size, desc=desc)
-
-
-def generate_constraints(backend: Backend, seeds: Sequence[str], config: AutoIFConfig, *, use_async: bool = False, batch_size: int = 16) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+def generate_constraints(backend: Backend, seeds: Sequence[str], config: AutoIFConfig, *, batch_size: int = 16) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
     """Stage 1: the constraint table (seeds, then generated lines, duplicates marked), the stage metadata and counts."""
     from datasets import Dataset
 
@@ -109,7 +103,7 @@ def generate_constraints(backend: Backend, seeds: Sequence[str], config: AutoIFC
     samples: list[dict[str, Any]] = []
     if config.constraint_samples:
         ds = Dataset.from_dict({"sample": list(range(config.constraint_samples))})
-        samples = _map(ds, writer, use_async=use_async, batch_size=batch_size, desc="AutoIF 1/5: writing constraints").to_list()
+        samples = writer.map(ds, batch_size=batch_size, desc="AutoIF 1/5: writing constraints").to_list()
     rows = collect_constraints(list(seeds), samples, keep_seeds=config.keep_seeds)
     used = 0
     for row in rows:
@@ -132,7 +126,7 @@ def generate_constraints(backend: Backend, seeds: Sequence[str], config: AutoIFC
     return rows, writer.metadata(), counts
 
 
-def write_verifiers(backend: Backend, constraints: list[dict[str, Any]], config: AutoIFConfig, *, use_async: bool = False, batch_size: int = 16) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def write_verifiers(backend: Backend, constraints: list[dict[str, Any]], config: AutoIFConfig, *, batch_size: int = 16) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Stage 2: ``functions_per_constraint`` verifier samples per usable constraint, duplicates marked."""
     from datasets import Dataset
 
@@ -141,7 +135,7 @@ def write_verifiers(backend: Backend, constraints: list[dict[str, Any]], config:
     rows = [{"constraint_id": c["constraint_id"], "constraint": c["constraint"], "verifier_sample": k} for c in todo for k in range(config.functions_per_constraint)]
     if not rows:
         return [], writer.metadata()
-    written = _map(Dataset.from_list(rows), writer, use_async=use_async, batch_size=batch_size, desc="AutoIF 2/5: writing verifiers").to_list()
+    written = writer.map(Dataset.from_list(rows), batch_size=batch_size, desc="AutoIF 2/5: writing verifiers").to_list()
     for cid in dict.fromkeys(r["constraint_id"] for r in written):
         group = [r for r in written if r["constraint_id"] == cid]
         for r, twin in zip(group, dedup_functions([r["verifier_func"] for r in group])):
@@ -204,7 +198,6 @@ def run_autoif(
     config: AutoIFConfig | None = None,
     *,
     judge: Backend | None = None,
-    use_async: bool = False,
     batch_size: int = 16,
 ) -> AutoIFResult:
     """Run the whole pipeline; see the module docstring. Nothing is written to disk here.
@@ -215,7 +208,6 @@ def run_autoif(
         seeds: the seed constraints (:func:`~hfevol.autoif.constraints.load_seed_constraints`).
         queries: the user queries (:func:`~hfevol.autoif.queries.load_queries`).
         judge: an optional backend that scores each answer from 1 to 10.
-        use_async: run the model stages concurrently (``transform.acall``), for endpoints.
     """
     from ..formats import add_messages
     from .answers import answer_pairs, answer_summary, check_answers
@@ -228,12 +220,12 @@ def run_autoif(
         raise ConfigError("AutoIF needs at least one seed constraint")
     if not queries:
         raise ConfigError("AutoIF needs at least one query")
-    constraints, meta1, counts1 = generate_constraints(backend, seeds, config, use_async=use_async, batch_size=batch_size)
-    verifiers, meta2 = write_verifiers(backend, constraints, config, use_async=use_async, batch_size=batch_size)
+    constraints, meta1, counts1 = generate_constraints(backend, seeds, config, batch_size=batch_size)
+    verifiers, meta2 = write_verifiers(backend, constraints, config, batch_size=batch_size)
     kept_functions = cross_validate_all(constraints, verifiers, sandbox, rules)
     kept_constraints = [c for c in constraints if c["constraint_id"] in kept_functions]
-    answered, meta4 = answer_pairs(backend, kept_constraints, queries, config, use_async=use_async, batch_size=batch_size)
-    answers, judge_meta = check_answers(answered, kept_functions, sandbox, rules, judge=judge, use_async=use_async, batch_size=batch_size)
+    answered, meta4 = answer_pairs(backend, kept_constraints, queries, config, batch_size=batch_size)
+    answers, judge_meta = check_answers(answered, kept_functions, sandbox, rules, judge=judge, batch_size=batch_size)
     if len(answers):
         answers = add_messages(answers)
     else:

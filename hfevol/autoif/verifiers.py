@@ -19,10 +19,9 @@ from typing import Any, Literal
 from .. import prompts
 from ..backends.base import Backend, GenerationRequest, GenerationResult, SamplingParams
 from ..backends.local import TransformersBackend
-from ..errors import ConfigError
 from ..seeding import row_seed
 from ..transform import Batch, GenerationTransform, Prepared, outcome
-from ..validation import require_columns, text_problem
+from ..validation import text_problem
 
 TEMPLATE = "autoif/verifier"
 MAX_REPLY_CHARS = 100_000
@@ -248,21 +247,13 @@ class VerifierWriter(GenerationTransform):
     stage = "autoif_verifiers"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.sampling, SamplingParams):
-            raise ConfigError(f"sampling must be a SamplingParams, got {type(self.sampling).__name__}")
-        self._check_backend()
+        self.check_settings()
+
+    def input_columns(self) -> tuple[str, ...]:
+        return ("constraint_id", "constraint", "verifier_sample")
 
     def prompt_templates(self) -> tuple[str, ...]:
         return (TEMPLATE,)
-
-    def metadata(self) -> dict[str, Any]:
-        return {
-            "stage": self.stage,
-            "backend": self.backend.describe(),
-            "sampling": self.sampling.to_dict(),
-            "seed": self.seed,
-            "prompt_versions": {"verifier": prompts.version(TEMPLATE)},
-        }
 
     def output_features(self) -> dict[str, Any]:
         from datasets import List, Value
@@ -279,10 +270,10 @@ class VerifierWriter(GenerationTransform):
         }
 
     def prepare(self, batch: Batch, indices: list[int] | None) -> Prepared:
-        require_columns(batch, "constraint_id", "constraint", "verifier_sample")
+        self.check_columns(batch)
         n = len(batch["constraint_id"])
-        out: Batch = {c: [None] * n for c in self.output_features()}
-        prepared = Prepared(out=out, rows=[], requests=[])
+        prepared = self.start(n)
+        out = prepared.out
         for j, (cid, text, sample) in enumerate(zip(batch["constraint_id"], batch["constraint"], batch["verifier_sample"])):
             out["verifier_id"][j] = f"{cid}-v{int(sample)}"
             out["verifier_seed"][j] = seed = row_seed(self.seed, self.stage, cid, int(sample))
@@ -290,8 +281,9 @@ class VerifierWriter(GenerationTransform):
             out["verifier_dropped_cases"][j] = []
             problem = text_problem(text)
             if problem is not None:
+                reason = self.invalid_reason(j, indices, "constraint", problem)
                 out["verifier_status"][j] = "invalid_input"
-                out["verifier_reason"][j] = f"column 'constraint': {problem}"
+                out["verifier_reason"][j] = reason
                 continue
             prepared.rows.append(j)
             prepared.requests.append(GenerationRequest.chat(prompts.render(TEMPLATE, constraint=text), params=self.sampling, seed=seed))

@@ -16,7 +16,6 @@ from .. import prompts
 from ..backends.base import Backend, GenerationRequest, GenerationResult, SamplingParams
 from ..backends.local import TransformersBackend
 from ..transform import Batch, GenerationTransform, Prepared, outcome
-from ..validation import require_columns
 from .crossval import CrossValResult, CrossValRules, cross_validate
 
 if TYPE_CHECKING:
@@ -134,11 +133,14 @@ class AutoIFJudge(GenerationTransform):
 
     stage = "autoif_judge"
 
+    def __post_init__(self) -> None:
+        self.check_settings()
+
+    def input_columns(self) -> tuple[str, ...]:
+        return ("query", "constraint", "output", "output_status")
+
     def prompt_templates(self) -> tuple[str, ...]:
         return (JUDGE_TEMPLATE,)
-
-    def metadata(self) -> dict[str, Any]:
-        return {"stage": self.stage, "backend": self.backend.describe(), "sampling": self.sampling.to_dict(), "prompt_versions": {"judge": prompts.version(JUDGE_TEMPLATE)}}
 
     def output_features(self) -> dict[str, Any]:
         from datasets import Value
@@ -146,10 +148,10 @@ class AutoIFJudge(GenerationTransform):
         return {"judge_score": Value("float64"), "judge_status": Value("string"), "judge_reason": Value("string")}
 
     def prepare(self, batch: Batch, indices: list[int] | None) -> Prepared:
-        require_columns(batch, "query", "constraint", "output", "output_status")
+        self.check_columns(batch)
         n = len(batch["query"])
-        out: Batch = {c: [None] * n for c in self.output_features()}
-        prepared = Prepared(out=out, rows=[], requests=[])
+        prepared = self.start(n)
+        out = prepared.out
         for j in range(n):
             if batch["output_status"][j] != "ok" or not batch["output"][j]:
                 out["judge_status"][j] = "skipped"

@@ -22,10 +22,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigError, ModelError
+from ..errors import ConfigError
 from ..extras import require_local
-from ..models.loading import EMBEDDED_MODEL, LoadedModel, load_model
+from ..models.loading import EMBEDDED_MODEL, LoadedModel
+from ..scoring.frontend import ScoringModel
 from ..scoring.ifd import ifd as ifd_of_losses
+from ..validation import check_int
 
 
 @dataclass(frozen=True)
@@ -76,8 +78,8 @@ class StudentLoss:
         template: ``None`` formats pairs with the student's own chat template; a name
             (``"plain"``) uses hfevol's named template instead (needed for base models).
         batch_size: pairs per forward pass.
-        max_length: longer pairs keep their first ``max_length`` tokens (default: the
-            student's context); the rows are marked truncated.
+        max_length: longer pairs keep their first ``max_length`` tokens (at most, and by
+            default, the student's context); the rows are marked truncated.
 
     Raises (on first use):
         ModelNotFoundError, ModelLoadError: the student cannot be loaded (the message
@@ -93,8 +95,7 @@ class StudentLoss:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ConfigError(f"batch_size={self.batch_size!r} must be an integer >= 1")
+        check_int("batch_size", self.batch_size)
         require_local(f"StudentLoss(student={self.student!r})", self.student)
         if self.template is not None:
             from ..models.chat_templates import chat_template
@@ -102,18 +103,18 @@ class StudentLoss:
             chat_template(self.template)  # an unknown name fails here, before any model loads
 
     @property
+    def scorer(self) -> ScoringModel:
+        """The student as a scorer, loaded on first use."""
+        if getattr(self, "_scorer", None) is None:
+            self._scorer = ScoringModel.load(self.student, dtype=self.dtype, device=self.device, role="student", role_in_errors=True)
+        return self._scorer
+
+    @property
     def loaded(self) -> LoadedModel:
-        if getattr(self, "_loaded", None) is None:
-            try:
-                self._loaded = load_model(self.student, dtype=self.dtype, device=self.device)
-            except ModelError as exc:
-                raise type(exc)(f"the student model cannot be loaded: {exc.message}", hint=exc.hint) from exc
-        return self._loaded
+        return self.scorer.loaded
 
     def encoder(self) -> Any:
         """How pairs become text and tokens (the student's template or the named one)."""
-        from ..scoring.construction import TokenizerEncoder
-
         tokenizer = self.loaded.tokenizer
         if self.template is not None:
             from ..models.chat_templates import chat_template
@@ -124,7 +125,7 @@ class StudentLoss:
                 f"the student {self.student!r} has no chat template, so its fine-tuning format is unknown",
                 hint="name one with template='plain' (--student-template plain).",
             )
-        return TokenizerEncoder(tokenizer, model_name=f"student {self.student!r}")
+        return self.scorer.encoder()
 
     def describe(self) -> dict[str, Any]:
         return {**self.loaded.identity, "template": self.template or "the student's own chat template"}
@@ -132,21 +133,16 @@ class StudentLoss:
     def sequences(self, instructions: Sequence[str], responses: Sequence[str]) -> list[tuple[Any, Any]]:
         """Per pair: (conversation with the response span, the response after an empty user turn)."""
         from ..scoring.construction import chat_sequences
-        from ..scoring.losses import context_length
 
         pairs = chat_sequences(self.encoder(), list(instructions), list(responses))
-        limit = self.max_length or context_length(self.loaded.model)
-        return [(full.truncate(limit), alone.truncate(limit)) for full, alone in pairs]
+        return [(full, alone) for full, alone in (self.scorer.fit(pair, self.max_length) for pair in pairs)]
 
     def measure(self, instructions: Sequence[str], responses: Sequence[str], *, progress: bool | str = False) -> list[RowLoss]:
         """The loss of each response given its instruction, in order."""
         from ..scoring.construction import ANSWER, ANSWER_GIVEN_QUESTION
-        from ..scoring.losses import span_losses
 
         pairs = self.sequences(instructions, responses)
-        flat = [seq for pair in pairs for seq in pair]
-        tokenizer = self.loaded.tokenizer
-        losses = span_losses(self.loaded.model, flat, batch_size=self.batch_size, pad_token_id=tokenizer.pad_token_id or 0, progress=progress)
+        losses = self.scorer.losses([seq for pair in pairs for seq in pair], batch_size=self.batch_size, progress=progress)
         out = []
         for k, (full, alone) in enumerate(pairs):
             given, solo = losses[2 * k][ANSWER_GIVEN_QUESTION], losses[2 * k + 1][ANSWER]

@@ -155,10 +155,8 @@ def generate_responses(
             output_column=spec.label,
             skip_unless=None,
         )
-        fn = respond.acall if spec.kind == "endpoint" else respond
         batch = 64 if spec.kind == "endpoint" else max(batch_size, 1)
-        # explicit column types: a reason column that is all None in the first batch must still take strings later
-        ds = ds.map(fn, batched=True, batch_size=batch, with_indices=True, features=respond.features_for(ds), desc=f"Answering with {spec.label}")
+        ds = respond.map(ds, batch_size=batch, desc=f"Answering with {spec.label}")
     return ds
 
 

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import prompts
-from ..errors import ConfigError
 from ..extras import require_local
 from ..models import EMBEDDED_MODEL
+from ..validation import check_int
 from .reward import JUDGE_SCALE, JUDGE_TEMPLATE
 
 RATINGS = tuple(range(int(JUDGE_SCALE[0]), int(JUDGE_SCALE[1]) + 1))
@@ -55,19 +55,18 @@ class ProbabilityJudgeReward:
     dtype: str = "auto"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ConfigError(f"batch_size={self.batch_size!r} must be an integer >= 1")
+        check_int("batch_size", self.batch_size)
         require_local(f"ProbabilityJudgeReward(model={self.model!r})", self.model)
 
-    def _loaded(self) -> Any:
-        from ..models.loading import load_model
+    def _scorer(self) -> Any:
+        from ..scoring.frontend import ScoringModel
 
-        return load_model(self.model, device=self.device, dtype=self.dtype)
+        return ScoringModel.load(self.model, device=self.device, dtype=self.dtype, role="judge")
 
     def describe(self) -> dict[str, Any]:
         return {
             "kind": "judge_probabilities",
-            "model": self._loaded().identity,
+            "model": self._scorer().loaded.identity,
             "prompt": JUDGE_TEMPLATE,
             "prompt_version": prompts.version(JUDGE_TEMPLATE),
             "scale": list(JUDGE_SCALE),
@@ -75,20 +74,15 @@ class ProbabilityJudgeReward:
         }
 
     def score(self, instructions: Sequence[str], responses: Sequence[str]) -> list[float]:
-        from ..scoring.construction import ANSWER_GIVEN_QUESTION, TokenizerEncoder, chat_answer_sequences
-        from ..scoring.losses import context_length, span_losses
+        from ..scoring.construction import ANSWER_GIVEN_QUESTION, chat_answer_sequences
 
         questions = [prompts.render(JUDGE_TEMPLATE, instruction=q, response=a) for q, a in zip(instructions, responses, strict=True)]
         if not questions:
             return []
-        loaded = self._loaded()
-        encoder = TokenizerEncoder(loaded.tokenizer, model_name=f"judge {self.model!r}")
-        encoder.require_chat_template()
+        scorer = self._scorer()
         replies = [REPLY.format(k=k) for k in RATINGS]
-        sequences = chat_answer_sequences(encoder, [q for q in questions for _ in replies], replies * len(questions))
-        limit = context_length(loaded.model)
-        sequences = [s.truncate(limit) for s in sequences]
-        losses = span_losses(loaded.model, sequences, batch_size=self.batch_size, pad_token_id=loaded.tokenizer.pad_token_id or 0)
+        sequences = scorer.fit(chat_answer_sequences(scorer.encoder(chat_template=True), [q for q in questions for _ in replies], replies * len(questions)))
+        losses = scorer.losses(sequences, batch_size=self.batch_size)
         n = len(RATINGS)
         out = []
         for i in range(len(questions)):

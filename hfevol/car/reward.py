@@ -28,6 +28,7 @@ from .. import prompts
 from ..backends.base import Backend, GenerationRequest, SamplingParams
 from ..errors import ConfigError, ModelLoadError, ModelNotFoundError
 from ..extras import require_local
+from ..validation import check_int
 
 JUDGE_TEMPLATE = "car/judge"
 JUDGE_SCALE = (1.0, 10.0)
@@ -69,10 +70,9 @@ class ClassifierReward:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ConfigError(f"batch_size={self.batch_size!r} must be an integer >= 1")
-        if self.reward_head is not None and (not isinstance(self.reward_head, int) or self.reward_head < 0):
-            raise ConfigError(f"reward_head={self.reward_head!r} must be an integer >= 0")
+        check_int("batch_size", self.batch_size)
+        if self.reward_head is not None:
+            check_int("reward_head", self.reward_head, minimum=0)
         require_local(f"ClassifierReward(model={self.model!r})", self.model)
 
     def _load(self) -> tuple[Any, Any]:

@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         endpoint = endpoint_of(backend)
         print(f"AutoIF ({args.preset}): {len(seeds)} seed constraints, {len(queries)} queries, sandbox {sandbox.level}")
         started = time.perf_counter()
-        result = run_autoif(backend, sandbox, seeds, queries, config, judge=judge, use_async=endpoint is not None, batch_size=64 if endpoint else max(args.batch_size, 1) * 2)
+        result = run_autoif(backend, sandbox, seeds, queries, config, judge=judge, batch_size=64 if endpoint else max(args.batch_size, 1) * 2)
         seconds = time.perf_counter() - started
         summary = {**result.summary, "queries": {**result.summary["queries"], **query_counts, "source": args.queries or "autoif"}}
         record = {

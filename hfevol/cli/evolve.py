@@ -100,7 +100,6 @@ def run(args: argparse.Namespace) -> int:
         args.rounds,
         elimination=elimination,
         batch_size=map_batch_size(args, endpoint),
-        use_async=endpoint is not None,
     )
     evolved = add_messages(evolved)
     seconds = time.perf_counter() - started

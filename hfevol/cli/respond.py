@@ -50,7 +50,6 @@ def run(args: argparse.Namespace) -> int:
     from ..formats import add_messages, to_alpaca
     from ..record import DataRef, StageRecord, chained
     from ..respond import Respond
-    from ..transform import map_rows
 
     rows = read_seed_rows(args)
     ds = to_alpaca(rows, mapping_from(args), format=args.format)
@@ -59,8 +58,7 @@ def run(args: argparse.Namespace) -> int:
     respond.backend.describe()  # loads the model before any row is processed
     endpoint = endpoint_of(respond.backend)
     started = time.perf_counter()
-    fn = respond.acall if endpoint is not None else respond
-    answered = map_rows(ds, fn, respond.output_features(), with_indices=True, batch_size=map_batch_size(args, endpoint), desc="Responding")
+    answered = respond.map(ds, batch_size=map_batch_size(args, endpoint), desc="Responding")
     answered = add_messages(answered, output_column=args.output_column)
     seconds = time.perf_counter() - started
     status_column = respond.columns["status"]

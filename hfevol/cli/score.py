@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     model_name = stage.backend.served_model or stage.backend.model or "-"
     started = time.perf_counter()
     # a map batch spans several model batches, so length bucketing has rows to sort
-    scored = ds.map(score, batched=True, batch_size=args.batch_size * 16, with_indices=True, desc="Scoring")
+    scored = score.map(ds, batch_size=args.batch_size * 16, desc="Scoring")
     seconds = time.perf_counter() - started
     ic_ifd = scored["ic_ifd"]  # the one column the histogram draws
     summary = _summary(scored, ic_ifd)

@@ -6,13 +6,11 @@ import abc
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .. import prompts
 from ..backends.base import Backend, GenerationRequest, GenerationResult, SamplingParams
 from ..backends.local import TransformersBackend
-from ..errors import ConfigError, InvalidRowError
 from ..seeding import row_seed, text_key
 from ..transform import Batch, GenerationTransform, Prepared, outcome
-from ..validation import require_columns, text_problem
+from ..validation import check_int, text_problem
 
 OUTPUT_COLUMNS: tuple[str, ...] = (
     "evolved_instruction",
@@ -51,13 +49,8 @@ class Evolver(GenerationTransform):
     """Name of the stage in metadata and in the seed derivation."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.round, int) or isinstance(self.round, bool) or self.round < 1:
-            raise ConfigError(f"round={self.round!r} must be an integer >= 1")
-        if self.on_invalid not in ("mark", "raise"):
-            raise ConfigError(f"on_invalid={self.on_invalid!r} must be 'mark' or 'raise'")
-        if not isinstance(self.sampling, SamplingParams):
-            raise ConfigError(f"sampling must be a SamplingParams, got {type(self.sampling).__name__}")
-        self._check_backend()
+        check_int("round", self.round, minimum=1)
+        self.check_settings()
 
     # -- what subclasses provide ---------------------------------------------------------
 
@@ -86,20 +79,11 @@ class Evolver(GenerationTransform):
 
     # -- shared machinery ----------------------------------------------------------------
 
-    def metadata(self) -> dict[str, Any]:
-        """Everything needed to reproduce this stage, in the run record's stage shape (:class:`~hfevol.record.StageRecord`):
-        backend identity, sampling, seed, prompt versions, the round and the subclass's settings."""
-        from ..record import StageRecord
+    def input_columns(self) -> tuple[str, ...]:
+        return (self.instruction_column,) if self.position_column is None else (self.instruction_column, self.position_column)
 
-        return StageRecord.describe(
-            self.stage,
-            backend=self.backend,
-            sampling=self.sampling,
-            seed=self.seed,
-            prompt_versions={name.split("/")[-1]: prompts.version(name) for name in self.prompt_templates()},
-            round=self.round,
-            **self.stage_metadata(),
-        )
+    def stage_settings(self) -> dict[str, Any]:
+        return {"round": self.round, **self.stage_metadata()}
 
     def output_features(self) -> dict[str, Any]:
         from datasets import Value
@@ -109,16 +93,11 @@ class Evolver(GenerationTransform):
         types["evol_seed"] = Value("int64")
         return {**types, **self.extra_features()}
 
-    def _empty_out(self, n: int) -> Batch:
-        return {c: [None] * n for c in (*OUTPUT_COLUMNS, *self.extra_features())}
-
     def prepare(self, batch: Batch, indices: list[int] | None) -> Prepared:
-        require_columns(batch, self.instruction_column)
-        if self.position_column is not None:
-            require_columns(batch, self.position_column)
+        self.check_columns(batch)
         texts = batch[self.instruction_column]
-        out = self._empty_out(len(texts))
-        prepared = Prepared(out=out, rows=[], requests=[])
+        prepared = self.start(len(texts))
+        out = prepared.out
         for j, text in enumerate(texts):
             if self.position_column is not None:
                 position = int(batch[self.position_column][j])
@@ -131,11 +110,9 @@ class Evolver(GenerationTransform):
             out["evol_seed"][j] = seed
             problem = text_problem(text)
             if problem is not None:
-                row = indices[j] if indices is not None else f"#{j} of this batch"
-                if self.on_invalid == "raise":
-                    raise InvalidRowError(row, self.instruction_column, problem, hint="fix or filter the row, or use on_invalid='mark'.")
+                reason = self.invalid_reason(j, indices, self.instruction_column, problem)
                 out["evol_status"][j] = "invalid_input"
-                out["evol_reason"][j] = f"column {self.instruction_column!r}: {problem}"
+                out["evol_reason"][j] = reason
                 continue
             out["parent_instruction"][j] = text
             prepared.rows.append(j)

@@ -62,7 +62,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
-from ..transform import Batch
+from ..transform import Batch, RowTransform
+from ..validation import check_int
 
 RULES: tuple[str, ...] = ("too_short", "refusal", "template_echo", "near_duplicate", "not_instruction")
 """Every rule's reason code, in the order they are checked."""
@@ -148,7 +149,7 @@ _CLAUSE_SPLIT = re.compile(r",|\s+-\s+|\(|\)")
 
 
 @dataclass
-class Elimination:
+class Elimination(RowTransform):
     """Mark failed evolutions: ``ds.map(Elimination(), batched=True)`` after an evolution round.
 
     Only rows whose ``evol_status`` is ``ok`` are checked; the others keep their status.
@@ -173,6 +174,8 @@ class Elimination:
     min_new_words: int = 3
     markers: tuple[str, ...] = TEMPLATE_MARKERS
 
+    stage = "elimination"
+
     def __post_init__(self) -> None:
         if isinstance(self.rules, str):
             self.rules = (self.rules,)
@@ -181,12 +184,11 @@ class Elimination:
         if unknown:
             raise ConfigError(f"unknown elimination rule(s) {unknown}", hint=f"known rules: {', '.join(RULES)}.")
         self.markers = tuple(m.lower() for m in self.markers)
-        if not isinstance(self.min_words, int) or self.min_words < 0:
-            raise ConfigError(f"min_words={self.min_words!r} must be an integer >= 0")
-        if not isinstance(self.min_new_words, int) or self.min_new_words < 0:
-            raise ConfigError(f"min_new_words={self.min_new_words!r} must be an integer >= 0")
+        check_int("min_words", self.min_words, minimum=0)
+        check_int("min_new_words", self.min_new_words, minimum=0)
         if not (isinstance(self.min_length_ratio, (int, float)) and 0 <= self.min_length_ratio <= 1):
             raise ConfigError(f"min_length_ratio={self.min_length_ratio!r} must be in [0, 1]")
+        self.check_settings()
 
     def check(self, text: str, parent: str) -> tuple[str, str] | None:
         """The first rule that eliminates ``text`` (evolved from ``parent``), as ``(code, detail)``, or None."""
@@ -197,10 +199,11 @@ class Elimination:
                     return rule, detail
         return None
 
-    def __call__(self, batch: Batch) -> Batch:
-        from ..validation import require_columns
+    def input_columns(self) -> tuple[str, ...]:
+        return ("evolved_instruction", "parent_instruction", "evol_status", "evol_reason")
 
-        require_columns(batch, "evolved_instruction", "parent_instruction", "evol_status", "evol_reason")
+    def __call__(self, batch: Batch, indices: list[int] | None = None) -> Batch:
+        self.check_columns(batch)
         status, reason = list(batch["evol_status"]), list(batch["evol_reason"])
         rule_column: list[str | None] = [None] * len(status)
         for j, (text, parent) in enumerate(zip(batch["evolved_instruction"], batch["parent_instruction"])):
@@ -222,7 +225,7 @@ class Elimination:
         from ..record import StageRecord
 
         return StageRecord.describe(
-            "elimination",
+            self.stage,
             rules=list(self.rules),
             min_words=self.min_words,
             min_length_ratio=self.min_length_ratio,

@@ -29,7 +29,6 @@ def evolve_rounds(
     *,
     elimination: Elimination | None = Elimination(),
     batch_size: int = 16,
-    use_async: bool = False,
 ) -> "Dataset":
     """Evolve ``seeds`` for ``rounds`` rounds and return every round's rows in one dataset.
 
@@ -40,7 +39,8 @@ def evolve_rounds(
     each round, with ``i`` the seed row's index throughout (the paper's reference code).
     ``elimination`` (default: :class:`Elimination` with every rule) marks failed evolutions
     after each round; pass ``None`` to turn it off. A round that leaves no row to evolve ends
-    the run early (logged; ``split_rounds`` then has fewer configs).
+    the run early (logged; ``split_rounds`` then has fewer configs). Against an inference
+    endpoint every row of a batch is in flight at once (:meth:`~hfevol.transform.RowTransform.map`).
 
     Input columns:
         - ``evolver.instruction_column``: the seed instruction.
@@ -75,10 +75,9 @@ def evolve_rounds(
     produced = []
     for r in range(1, rounds + 1):
         step = replace(evolver, round=r, position_column="root_index")
-        fn = step.acall if use_async else step
-        out = map_rows(current, fn, step.output_features(), with_indices=True, batch_size=batch_size, desc=f"Evolving, round {r}/{rounds}")
+        out = step.map(current, batch_size=batch_size, desc=f"Evolving, round {r}/{rounds}")
         if elimination is not None:
-            out = map_rows(out, elimination, elimination.output_features(), batch_size=1000, desc=f"Eliminating, round {r}")
+            out = elimination.map(out, batch_size=1000, desc=f"Eliminating, round {r}")
         out = map_rows(
             out,
             _finish_round,

@@ -1,6 +1,8 @@
 """Instruction-data scoring without training: IFD, IC-IFD, and selection by score.
 
-- :class:`Score`: a ``datasets`` map transform that adds the losses and scores.
+- :class:`Score`: a ``datasets`` map transform that adds the losses and scores
+  (:class:`RowScoring` is what it shares with the endpoint scorer).
+- :class:`ScoringModel`: the local scorers' front end (load, encode, fit, span losses).
 - :func:`select`: keep the top rows by a score column.
 - :mod:`.losses`: the loss core (token sequences with named spans -> mean token losses),
   shared with other scorers.
@@ -12,7 +14,8 @@ from .construction import ANSWER, ANSWER_GIVEN_QUESTION, MODES, QUESTION, Encode
 from .ifd import IC_IFD_FORMS, IFD_FORMS, RowScores, ic_ifd, ifd, row_scores
 from .losses import SpanLoss, TokenSequence, span_losses
 from .select import Selection, plan_selection, select
-from .transform import OUTPUT_COLUMNS, Score
+from .frontend import ScoringModel
+from .transform import OUTPUT_COLUMNS, RowScoring, Score
 
 __all__ = [
     "ANSWER",
@@ -23,8 +26,10 @@ __all__ = [
     "OUTPUT_COLUMNS",
     "QUESTION",
     "RowScores",
+    "RowScoring",
     "Encoder",
     "Score",
+    "ScoringModel",
     "Selection",
     "SpanLoss",
     "TokenSequence",

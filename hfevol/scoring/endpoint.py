@@ -48,7 +48,7 @@ from ..errors import ConfigError, EndpointError, TokenMismatchError
 from ..extras import require
 from .construction import TokenizerEncoder, chat_sequences, conditioned_text, reference_sequences
 from .losses import SpanLoss, TokenSequence
-from .transform import TRUNCATION_RULE, Batch, _fill, _RowScoring
+from .transform import Batch, RowScoring, fill_row
 
 Prefill = list[tuple[int, str, float | None]]
 
@@ -56,8 +56,8 @@ CHECK_TEXT = "hfevol checks that this server returns prompt log-probabilities."
 
 
 @dataclass
-class EndpointScore(_RowScoring):
-    """Score rows with IFD and IC-IFD through a TGI or vLLM server: ``ds.map(score.acall, batched=True)``.
+class EndpointScore(RowScoring):
+    """Score rows with IFD and IC-IFD through a TGI or vLLM server: ``score.map(ds)`` (or ``ds.map(score.acall, batched=True)``).
 
     The same values as :class:`~hfevol.scoring.Score` with the model the server runs,
     up to the server's float precision (see :mod:`hfevol.scoring.endpoint`). The server
@@ -150,28 +150,18 @@ class EndpointScore(_RowScoring):
 
     def metadata(self) -> dict[str, Any]:
         """What reproduces the scores, in the run record's stage shape: the served model and server, construction, forms, truncation."""
-        from ..record import BackendInfo, StageRecord
+        from ..record import BackendInfo
 
         served = self.check()
         backend = BackendInfo.from_description(served, model=self.endpoint.model or served["model"], served_model=served["model"])
-        return StageRecord.describe(
-            "score",
-            backend=backend,
-            logprobs=self.backend.SCORING.label,
-            mode=self.mode,
-            **({"tokenizer": self._encoder.model_name} if self.mode == "chat" else {}),
-            ifd_form=self.ifd_form,
-            ic_ifd_form=self.ic_ifd_form,
-            max_length=self.max_length,
-            truncation=TRUNCATION_RULE,
-            columns={"instruction": self.instruction_column, "input": self.input_column, "output": self.output_column, "skip_unless": self.skip_unless},
-        )
+        tokenizer = {"tokenizer": self._encoder.model_name} if self.mode == "chat" else {}
+        return self.stage_record(backend, max_length=self.max_length, logprobs=self.backend.SCORING.label, **tokenizer)
 
     # -- scoring -----------------------------------------------------------------------
 
     async def acall(self, batch: Batch, indices: list[int] | None = None) -> Batch:
         """``__call__`` on the running event loop (for ``ds.map(score.acall, ...)`` and async code)."""
-        out, questions, answers, rows = self._prepare(*self._columns(batch), indices, self._gate(batch))
+        out, questions, answers, rows = self._prepare(*self._columns(batch), indices, self.skip_gate(batch))
         if rows:
             await self._ascore(questions, answers, rows, out, indices)
         return out
@@ -203,19 +193,19 @@ class EndpointScore(_RowScoring):
             try:
                 longest = max(len(s.ids) for s in sent)
                 if limit is not None and longest > limit:
-                    _fill(out, j, status="too_long", reason=f"{longest} tokens; the server takes at most {limit} ({rule})")
+                    fill_row(out, j, status="too_long", reason=f"{longest} tokens; the server takes at most {limit} ({rule})")
                     return
                 prompts = [s.ids for s in cut] if sends_ids else [conditioned_text(questions[k], answers[k]), answers[k]]
                 prefills = await asyncio.gather(*(backend.aprompt_logprobs(p) for p in prompts))
             except EndpointError as exc:
                 if exc.fatal:
                     raise
-                _fill(out, j, status="error", reason=exc.message)
+                fill_row(out, j, status="error", reason=exc.message)
                 return
             finally:
                 if bar is not None:
                     bar.update(1)
-            row = indices[j] if indices is not None else f"#{j} of this batch"
+            row = self.row_label(j, indices)
             for sequence, prefill in zip(sent, prefills):
                 _check_ids(sequence, prefill, row=row, url=backend.urls[0])
             conditioned, alone = (_span_losses(c, p, row=row, url=backend.urls[0]) for c, p in zip(cut, prefills))

@@ -7,14 +7,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..errors import ConfigError, InvalidRowError
+from ..errors import ConfigError
 from ..extras import require_local
-from ..models.loading import EMBEDDED_MODEL, LoadedModel, load_model
+from ..models.loading import EMBEDDED_MODEL, LoadedModel
 from ..status import Status
-from ..validation import require_columns
-from .construction import ANSWER, ANSWER_GIVEN_QUESTION, MODES, QUESTION, Mode, TokenizerEncoder, chat_sequences, question_text, reference_sequences
+from ..transform import RowTransform
+from ..validation import check_int
+from .construction import ANSWER, ANSWER_GIVEN_QUESTION, MODES, QUESTION, Mode, chat_sequences, question_text, reference_sequences
+from .frontend import ScoringModel
 from .ifd import IcIfdForm, IfdForm, check_forms, row_scores
-from .losses import SpanLoss, TokenSequence, context_length, span_losses
+from .losses import SpanLoss, TokenSequence
 
 Batch = dict[str, list[Any]]
 
@@ -36,10 +38,11 @@ TRUNCATION_RULE = "right: a sequence longer than max_length keeps its first max_
 
 
 @dataclass
-class _RowScoring:
+class RowScoring(RowTransform):
     """What every IFD / IC-IFD scorer shares: settings, row checks and the output columns.
 
-    Subclasses say where the span losses come from (:meth:`_score`).
+    Subclasses (:class:`Score`, :class:`~hfevol.scoring.endpoint.EndpointScore`) say where
+    the span losses come from (:meth:`_score`) and describe their model (:meth:`metadata`).
     """
 
     mode: Mode = "reference"
@@ -56,26 +59,45 @@ class _RowScoring:
     progress: bool = False
     """Show a progress bar over the work of each call (the CLI uses ``map``'s own bar)."""
 
+    stage = "score"
+
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"mode={self.mode!r} is not known", hint=f"choose one of {', '.join(MODES)}.")
         check_forms(self.ifd_form, self.ic_ifd_form)
         if self.max_length is not None and (not isinstance(self.max_length, int) or self.max_length < 2):
             raise ConfigError(f"max_length={self.max_length!r} must be None or an integer >= 2")
-        if self.on_invalid not in ("mark", "raise"):
-            raise ConfigError(f"on_invalid={self.on_invalid!r} must be 'mark' or 'raise'")
+        self.check_settings()
 
-    # Runtime state (a loaded model, a connection) lives in "_" attributes and is never
-    # pickled, so `datasets` fingerprints stay stable and num_proc workers build their own.
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+    def input_columns(self) -> tuple[str, ...]:
+        return (self.instruction_column, self.output_column)
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+    def output_features(self) -> dict[str, Any]:
+        from datasets import Value
+
+        types = {c: Value("float64") for c in OUTPUT_COLUMNS[:5]}
+        types.update({c: Value("int64") for c in OUTPUT_COLUMNS[5:8]})
+        return {**types, "score_truncated": Value("bool"), "score_status": Value("string"), "score_reason": Value("string")}
+
+    def stage_record(self, backend: Any, *, max_length: int | None, **settings: Any) -> dict[str, Any]:
+        """:meth:`metadata` in the run record's stage shape: ``backend``, the subclass's ``settings``, then construction, forms and truncation."""
+        from ..record import StageRecord
+
+        return StageRecord.describe(
+            self.stage,
+            backend=backend,
+            **settings,
+            mode=self.mode,
+            ifd_form=self.ifd_form,
+            ic_ifd_form=self.ic_ifd_form,
+            max_length=max_length,
+            truncation=TRUNCATION_RULE,
+            columns={"instruction": self.instruction_column, "input": self.input_column, "output": self.output_column, "skip_unless": self.skip_unless},
+        )
 
     def __call__(self, batch: Batch, indices: list[int] | None = None) -> Batch:
         instructions, outputs, inputs = self._columns(batch)
-        return self.score_texts(instructions, outputs, inputs, indices=indices, gate=self._gate(batch))
+        return self.score_texts(instructions, outputs, inputs, indices=indices, gate=self.skip_gate(batch))
 
     def score_texts(
         self,
@@ -102,13 +124,10 @@ class _RowScoring:
         raise NotImplementedError
 
     def _columns(self, batch: Batch) -> tuple[list[Any], list[Any], list[Any]]:
-        require_columns(batch, self.instruction_column, self.output_column)
+        self.check_columns(batch)
         instructions = batch[self.instruction_column]
         inputs = batch[self.input_column] if self.input_column and self.input_column in batch else [None] * len(instructions)
         return instructions, batch[self.output_column], inputs
-
-    def _gate(self, batch: Batch) -> Sequence[Any] | None:
-        return batch[self.skip_unless] if self.skip_unless and self.skip_unless in batch else None
 
     def _prepare(
         self,
@@ -129,15 +148,14 @@ class _RowScoring:
         rows: list[int] = []
         for j in range(n):
             if gate is not None and gate[j] != "ok":
-                _fill(out, j, status="skipped", reason=f"not scored: {self.skip_unless} is {gate[j]!r}")
+                fill_row(out, j, status="skipped", reason=self.skip_reason("scored", gate[j]))
                 continue
             problem = self._row_problem(instructions[j], inputs[j], outputs[j])
             if problem is not None:
                 status, column, what = problem
-                if status == "invalid_input" and self.on_invalid == "raise":
-                    row = indices[j] if indices is not None else f"#{j} of this batch"
-                    raise InvalidRowError(row, column, what, hint="fix or filter the row, or use on_invalid='mark'.")
-                _fill(out, j, status=status, reason=f"column {column!r}: {what}" if column else what)
+                if status == "invalid_input":
+                    what = self.invalid_reason(j, indices, column, what)
+                fill_row(out, j, status=status, reason=what)
                 continue
             questions.append(question_text(instructions[j], inputs[j]))
             answers.append(outputs[j])
@@ -169,7 +187,7 @@ class _RowScoring:
         if not cut.truncated or end > start:
             return False
         question = _span(full, ANSWER_GIVEN_QUESTION)[0]
-        _fill(
+        fill_row(
             out,
             j,
             status="undefined",
@@ -184,7 +202,7 @@ class _RowScoring:
         scores = row_scores(q, aq, a, ifd_form=self.ifd_form, ic_ifd_form=self.ic_ifd_form)
         ok = math.isfinite(scores.ifd) and math.isfinite(scores.ic_ifd)
         reasons = list(scores.reasons) + ([f"truncated to {limit} tokens"] if truncated else [])
-        _fill(
+        fill_row(
             out,
             j,
             status="ok" if ok else "undefined",
@@ -196,7 +214,7 @@ class _RowScoring:
 
 
 @dataclass
-class Score(_RowScoring):
+class Score(RowScoring):
     """Score each row's instruction data with IFD and IC-IFD: ``ds.map(score, batched=True)``.
 
     The model loads once, on first use (``"embedded"``, a Hub id or a local folder; on
@@ -245,67 +263,58 @@ class Score(_RowScoring):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool) or self.batch_size < 1:
-            raise ConfigError(f"batch_size={self.batch_size!r} must be an integer >= 1")
+        check_int("batch_size", self.batch_size)
         require_local(f"Score(model={self.model!r})", self.model)
+
+    @property
+    def scorer(self) -> ScoringModel:
+        """The scoring model, loaded on first use (runtime state: never pickled)."""
+        if getattr(self, "_scorer", None) is None:
+            scorer = ScoringModel.load(self.model, dtype=self.dtype, device=self.device)
+            self._encoder = scorer.encoder(chat_template=self.mode == "chat")
+            self._scorer = scorer
+        return self._scorer
 
     @property
     def loaded(self) -> LoadedModel:
         """The scoring model, loaded on first use."""
-        if getattr(self, "_loaded", None) is None:
-            loaded = load_model(self.model, dtype=self.dtype, device=self.device)
-            encoder = TokenizerEncoder(loaded.tokenizer, model_name=f"model {self.model!r}")
-            if self.mode == "chat":
-                encoder.require_chat_template()
-            self._encoder = encoder
-            self._loaded = loaded
-        return self._loaded
+        return self.scorer.loaded
 
     def effective_max_length(self) -> int | None:
         """``max_length`` capped by the model's context (None: no limit)."""
-        limits = [x for x in (self.max_length, context_length(self.loaded.model)) if x is not None]
-        return min(limits) if limits else None
+        return self.scorer.limit(self.max_length)
 
     def metadata(self) -> dict[str, Any]:
         """Everything needed to reproduce the scores, in the run record's stage shape: model identity, construction, forms, truncation."""
-        from ..record import BackendInfo, StageRecord
+        from ..record import BackendInfo
 
-        return StageRecord.describe(
-            "score",
-            backend=BackendInfo.from_description({"kind": "transformers", **self.loaded.identity}),
-            mode=self.mode,
-            ifd_form=self.ifd_form,
-            ic_ifd_form=self.ic_ifd_form,
-            max_length=self.effective_max_length(),
-            truncation=TRUNCATION_RULE,
-            columns={"instruction": self.instruction_column, "input": self.input_column, "output": self.output_column, "skip_unless": self.skip_unless},
-        )
+        return self.stage_record(BackendInfo.from_description({"kind": "transformers", **self.loaded.identity}), max_length=self.effective_max_length())
 
     def _score(self, questions: list[str], answers: list[str], rows: list[int], out: Batch, indices: Sequence[int] | None) -> None:
-        loaded = self.loaded
+        scorer = self.scorer
         build = chat_sequences if self.mode == "chat" else reference_sequences
         pairs = build(self._encoder, questions, answers)
         limit = self.effective_max_length()
         kept: list[int] = []
         sequences: list[TokenSequence] = []
         for k, j in enumerate(rows):
-            cut = [seq.truncate(limit) for seq in pairs[k]]
+            cut = scorer.fit(pairs[k], self.max_length)
             if not self._answer_cut_away(out, j, pairs[k][0], cut[0], limit):
                 kept.append(j)
                 sequences.extend(cut)
         if not sequences:
             return
-        pad = loaded.tokenizer.pad_token_id
-        losses = span_losses(loaded.model, sequences, batch_size=self.batch_size, pad_token_id=pad if pad is not None else 0, progress=self.progress and "Scoring")
+        losses = scorer.losses(sequences, batch_size=self.batch_size, progress=self.progress and "Scoring")
         for k, j in enumerate(kept):
             truncated = sequences[2 * k].truncated or sequences[2 * k + 1].truncated
             self._record(out, j, losses[2 * k], losses[2 * k + 1], truncated=truncated, limit=limit)
+
 
 def _span(sequence: TokenSequence, name: str) -> tuple[int, int]:
     return next((start, end) for span, start, end in sequence.spans if span == name)
 
 
-def _fill(
+def fill_row(
     out: Batch,
     j: int,
     *,
@@ -315,6 +324,7 @@ def _fill(
     counts: tuple[int, ...] = (0, 0, 0),
     truncated: bool = False,
 ) -> None:
+    """Write row ``j`` of the output columns: its status and reason, scores (NaN by default), token counts and truncation flag."""
     for column, value in zip(("loss_q", "loss_a_given_q", "loss_a", "ifd", "ic_ifd"), scores):
         out[column][j] = float(value)
     for column, value in zip(("tokens_q", "tokens_a_given_q", "tokens_a"), counts):
