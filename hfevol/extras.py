@@ -8,6 +8,7 @@ and publish. The extras add the rest::
                                      (route='generate' / 'completions', chat-mode scoring through vLLM)
     pip install 'hfevol[metrics]'    the evaluate metric modules (ic_ifd, ifd), with [local]: they score in process
     pip install 'hfevol[plots]'      matplotlib, for score histograms
+    pip install 'hfevol[ifeval]'     IFEval's checkers (if-verifiable, Python >= 3.11), to measure AutoIF verifier quality
     pip install 'hfevol[all]'        everything
 
 A feature that needs an extra checks for it when it is built (a backend, a transform), not at
@@ -26,8 +27,9 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "tokenizer": ("transformers",),
     "metrics": ("evaluate",),
     "plots": ("matplotlib",),
+    "ifeval": ("if_verifiable", "nltk"),
 }
-"""Each extra and the modules it makes importable (the distributions are named alike)."""
+"""Each extra and the modules it makes importable (the distributions are named alike, ``_`` read as ``-``)."""
 
 
 def install_line(extra: str) -> str:

@@ -12,12 +12,14 @@ Stages (each row of each table keeps a status and a reason):
 5. Every kept function runs on every answer (pass rate per answer), an optional judge scores it.
 6. Alpaca + ``messages`` rows, and DPO pairs (:func:`dpo_pairs`) when answers are sampled.
 
-:func:`run_autoif` runs them all; ``hfevol autoif`` is the command.
+:func:`run_autoif` runs them all; ``hfevol autoif`` is the command. :func:`ifeval_agreement` measures verifier
+quality against IFEval's own checkers (the optional ``ifeval`` extra).
 """
 
 from .constraints import ConstraintWriter, collect_constraints, load_seed_constraints, normalise_constraint, parse_constraint_lines
 from .crossval import PRESETS, CrossValResult, CrossValRules, Threshold, cross_validate, pass_rate, preset
 from .dpo import dpo_pairs
+from .ifeval import IFEvalConstraint, TypeAgreement, ifeval_agreement, ifeval_constraints
 from .pipeline import AutoIFConfig, AutoIFResult, run_autoif
 from .queries import load_queries, pair_rows, place, sample_queries
 from .verifiers import ParsedVerifier, VerifierWriter, expected_bool, parse_verifier_reply
@@ -31,13 +33,17 @@ __all__ = [
     "ConstraintWriter",
     "CrossValResult",
     "CrossValRules",
+    "IFEvalConstraint",
     "ParsedVerifier",
     "Threshold",
+    "TypeAgreement",
     "VerifierWriter",
     "collect_constraints",
     "cross_validate",
     "dpo_pairs",
     "expected_bool",
+    "ifeval_agreement",
+    "ifeval_constraints",
     "load_queries",
     "load_seed_constraints",
     "normalise_constraint",

@@ -7,6 +7,7 @@ import csv
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConfigError, DataError, DatasetNotFoundError
 from ..io import BUILTIN_SAMPLE
@@ -28,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_dataset_options(
         p,
         dataset=f"instructions (and existing response columns): a file, a folder, a Hub id, or {BUILTIN_SAMPLE!r}",
-        out="folder for car.csv/.md, car_chart.png, car_run.json, car_rows.jsonl and the responses",
+        out="folder for car.csv/.md, car_chart.png, car_run.json, car_rows.jsonl, the responses and the run record (hfevol_run.json)",
     )
     add_column_options(p, "instruction")
     add_limit_option(p, verb="use")
@@ -88,6 +89,67 @@ def reward_from(args: argparse.Namespace):  # noqa: ANN201 - a Reward
     return ClassifierReward(model=args.reward, reward_head=args.reward_head, batch_size=args.batch_size)
 
 
+def _generator_entry(spec: Any, ds: Any) -> dict[str, Any]:
+    """How the record names a generator: a column by its name, a model by its identity (from the responder
+    column Respond wrote), never by an endpoint URL or an absolute path."""
+    import json
+
+    from ..record import BackendInfo, StageRecord
+
+    if spec.kind == "column":
+        return {"label": spec.label, "kind": "column", "column": spec.target}
+    entry: dict[str, Any] = {"label": spec.label, "kind": spec.kind, "api": spec.api}
+    column = f"{spec.label}_responder"
+    responder = next((r for r in ds[column] if r), None) if column in ds.column_names else None
+    backend = StageRecord.from_json(json.loads(responder)).backend if responder else BackendInfo.from_description({"kind": spec.kind}, model=spec.target if spec.kind == "local" else None)
+    return {**entry, "backend": backend.kind, "model": backend.served_model or backend.model, "revision": backend.revision}
+
+
+def _public_spec(text: str) -> str:
+    """A ``--generator`` / ``--reward`` value fit for a record: a URL without user-info or query values, a local path relative."""
+    import os
+
+    from ..redact import redact_url
+
+    i = text.find("://")
+    if i != -1:
+        start = max(text.rfind("=", 0, i), text.rfind(":", 0, i)) + 1  # after "LABEL=" or "judge:"
+        return text[:start] + redact_url(text[start:])
+    head, sep, path = text.rpartition(":") if ":" in text else ("", "", text)
+    return head + sep + (os.path.relpath(path) if os.path.isabs(path) else path)
+
+
+def car_record(args: argparse.Namespace, read: Any, ds: Any, specs: list[Any], result: Any, sampling: Any) -> Any:
+    """The run record of a car output: the input's record (when it is an hfevol output) with the ``car`` command and stage.
+
+    ``read`` is the rows as read (their digest is the stage's input), ``ds`` the rows with the generated
+    responses. The stage's backend is the student; its settings name every generator, the reward, β and
+    the recommendation.
+    """
+    from ..record import BackendInfo, DataRef, StageRecord, chained
+    from ._options import run_options
+
+    student = BackendInfo.from_description({"kind": "transformers", **result.student})
+    reward = {k: v for k, v in result.reward.items() if k in ("kind", "model", "reward_head", "prompt_version") and v is not None}
+    if isinstance(result.reward.get("model"), str):
+        reward["model"] = BackendInfo.from_description({}, model=result.reward["model"]).model  # a local folder by its name, as a stage's backend
+    if isinstance(result.reward.get("backend"), dict):  # a judge: its model, not its URL
+        judge = BackendInfo.from_description(result.reward["backend"])
+        reward["model"] = judge.served_model or judge.model
+    meta = StageRecord.describe(
+        "car", backend=student, sampling=sampling, seed=args.seed, student=student.model, generators=[_generator_entry(s, ds) for s in specs],
+        reward=reward, beta=result.table.beta, loss_averaging=result.table.loss_averaging, best=result.table.best,
+        rows_compared=len(result.coverage.rows),
+    )  # fmt: skip
+    stage = StageRecord.from_json(meta).recorded(input=read)
+    options = {**run_options(args), "generator": [_public_spec(g) for g in args.generator], "reward": _public_spec(args.reward), "student": _public_spec(args.student)}
+    source = DataRef.of(args.dataset, split=args.split)
+    record = chained(args.dataset, read, split=args.split).with_command("car", options, input=DataRef(source.name, source.path, source.split, stage.input))
+    if source.path is None or Path(source.path).resolve() != Path(args.out).expanduser().resolve():
+        record = record.with_files([], rows=len(read))  # the data files stay in the input's folder; a car folder holds none
+    return record.with_stage(stage).with_extras(car={"best": result.table.best, "generators": [s.label for s in specs], "rows_compared": len(result.coverage.rows)})
+
+
 @writes_output()
 def run(args: argparse.Namespace) -> int:
     from ..backends.base import SamplingParams
@@ -106,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
     check_limit(args)
     student = StudentLoss(student=args.student, template=args.student_template, batch_size=args.batch_size)
     reward = reward_from(args)
-    ds = rows_from(args)
+    ds = read = rows_from(args)
     check_labels(specs, ds.column_names)
     sampling = SamplingParams(temperature=0.0, top_p=1.0, max_new_tokens=args.max_new_tokens)
     ds = generate_responses(ds, specs, sampling=sampling, seed=args.seed, batch_size=args.batch_size, instruction_column=args.instruction_column)
@@ -118,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
                      scores=scores or None, fit=not args.no_fit, allow_missing=args.allow_missing, instruction_column=args.instruction_column)
     with output_errors(out):
         paths = report.write(result, out)
+        paths["record"] = car_record(args, read, ds, specs, result, sampling).write(out)  # atomic: a temporary file, then renamed
     print()
     print(report.markdown(result))
     print(f"== car: {len(specs)} generators, {len(result.coverage.rows)} rows, {time.perf_counter() - started:.1f} s; recommended: {result.table.best}")

@@ -31,6 +31,8 @@ configuration file and the score plots, then a tag named ``version`` at that exa
     with ``response`` (or ``output``) when present.
 - ``<folder>/car.csv`` or ``<folder>/car.md``: the CAR table, shown in the card and shipped
   with the release.
+- The record's ``autoif`` entry (written by ``hfevol autoif``), with a ``pass_rate`` column:
+  the AutoIF section (:func:`hfevol.autoif.card.autoif_section`) and ``plots/autoif_pass_rate.png``.
 
 **Targets.** With a ``repo_id`` the release goes to the Hub (``HF_ENDPOINT`` decides which;
 the token comes only from ``HF_TOKEN`` or ``hf auth login``). Without one it goes to a local

@@ -98,6 +98,8 @@ class ReleaseView:
     rows_total: int
     local: bool = False
     """Made in a local release folder: the card also says how to load this version there."""
+    autoif: Any = None
+    """The AutoIF section (:class:`hfevol.autoif.card.AutoIFSection`) when ``hfevol autoif`` made the data."""
 
 
 def card_data(view: ReleaseView) -> "DatasetCardData":
@@ -251,12 +253,15 @@ def build_view(source: ReleaseSource, options: CardOptions, *, repo_id: str | No
         for name, splits in source.configs.items()
     ]  # fmt: skip
     scores, plots = _scores(source)
+    from ..autoif.card import autoif_section
+
+    autoif = autoif_section(source.run.extras, source.table(default))
     title = options.pretty_name or (repo_id.split("/")[1] if repo_id else source.folder.name)
     return ReleaseView(
         source=source, options=options, repo_id=repo_id, version=version, earlier=earlier, title=title, configs=configs,
         default_config=default, default_reason=reason, stages=[_stage_row(s) for s in source.run.stages],
         eliminations=_eliminations(source), scores=scores, plots=plots, examples=_examples(source, default),
-        rows_total=max(source.config_rows(c) for c in source.configs), local=local,
+        rows_total=max(source.config_rows(c) for c in source.configs), local=local, autoif=autoif,
     )  # fmt: skip
 
 
@@ -325,5 +330,6 @@ def render_card(view: ReleaseView) -> "DatasetCard":
         "car_table": car_table_markdown(car[1]) if car else None,
         "car_file": car[0] if car else None,
         "examples": view.examples,
+        "autoif": view.autoif,
     }
     return DatasetCard.from_template(card_data(view), template_path=str(shipped_dir("cards") / TEMPLATE), **context)

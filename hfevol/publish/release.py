@@ -213,7 +213,16 @@ def _stage(source: ReleaseSource, tmp: Path, *, repo_id: str | None, version: st
         if png is not None:
             files[plot.path] = png
             drawn.append(plot)
-    card = render_card(dataclasses.replace(view, plots=drawn))
+    autoif = view.autoif
+    if autoif is not None and autoif.pass_rates and available("plots"):
+        from ..autoif.card import PLOT_PATH
+
+        title = f"AutoIF pass rate per answer ({len(autoif.pass_rates)} rows)"
+        png = histogram_png(list(autoif.pass_rates), tmp / PLOT_PATH, label="pass rate (share of kept functions passed)", title=title, bins=10, span=(0.0, 1.0))
+        if png is not None:
+            files[PLOT_PATH] = png
+            autoif = dataclasses.replace(autoif, plot=PLOT_PATH)
+    card = render_card(dataclasses.replace(view, plots=drawn, autoif=autoif))
     readme = tmp / "README.md"
     readme.write_text(str(card), encoding="utf-8")
     files["README.md"] = readme

@@ -14,10 +14,13 @@ from ..extras import install_line
 from ..stats import finite
 
 
-def histogram_png(values: Sequence[float | None], path: str | Path, *, label: str, title: str, bins: int = 30) -> Path | None:
+def histogram_png(values: Sequence[float | None], path: str | Path, *, label: str, title: str, bins: int = 30,
+                  span: tuple[float, float] | None = None) -> Path | None:  # fmt: skip
     """Draw the finite ``values`` as a histogram with their mean marked; None if there are none.
 
     ``label`` names the x axis; rows left out (missing or undefined) are counted in the title.
+    ``span``: exactly ``bins`` equal bins over this range (a share in [0, 1]); without it, at
+    most ``bins`` bins over the values, fewer when they take fewer distinct values.
 
     Raises:
         MissingDependencyError: matplotlib is not installed.
@@ -35,7 +38,10 @@ def histogram_png(values: Sequence[float | None], path: str | Path, *, label: st
     mean = sum(shown) / len(shown)
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     try:
-        ax.hist(shown, bins=min(bins, max(len(set(shown)), 1)), color="#4c72b0", edgecolor="white")
+        if span is None:
+            ax.hist(shown, bins=min(bins, max(len(set(shown)), 1)), color="#4c72b0", edgecolor="white")
+        else:
+            ax.hist(shown, bins=bins, range=span, color="#4c72b0", edgecolor="white")
         ax.axvline(mean, color="#dd8452", linestyle="--", label=f"mean {mean:.4g}")
         ax.set_xlabel(label)
         ax.set_ylabel("rows")
