@@ -115,6 +115,15 @@ def print_analysis(label: str, summary: dict[int, dict[str, Any]], info: dict[st
     from ..analysis.compare import markdown, table_rows
 
     print(f"\n== Analysis of {info['analysed_rows']} ok rows (of {info['rows']}) in {seconds:.1f} s")
+    print_notes(None, info)
+    print()
+    print(markdown(table_rows({label: summary})))
+
+
+def print_notes(label: str | None, info: dict[str, Any]) -> None:
+    """What was measured and what could not be (unparsed judge replies, absent columns)."""
+    if label is not None:
+        print(f"   {label}: {info['analysed_rows']} ok rows of {info['rows']}")
     if "embedder" in info:
         print(f"   MND: {info['mnd']['form']} over {info['embedder']['model']} embeddings, within each round")
     if "judge" in info:
@@ -123,5 +132,3 @@ def print_analysis(label: str, summary: dict[int, dict[str, Any]], info: dict[st
         print(f"   difficulty judge: {info['judge']['kind']}; unparsed replies {unparsed}" + (f"; failed {failed}" if failed else ""))
     for note in info["notes"]:
         print(f"   note: {note}")
-    print()
-    print(markdown(table_rows({label: summary})))
