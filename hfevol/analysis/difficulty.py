@@ -46,7 +46,7 @@ _LEVEL = re.compile(r"\b(very[\s_-]*easy|very[\s_-]*hard|easy|medium|moderate|ha
 _SYNONYMS = {"moderate": "medium", "difficult": "hard"}
 _JSON_LEVEL = re.compile(r"""["']?(?:difficulty|level)["']?\s*[:=]\s*["']?([A-Za-z _-]+?)["']?\s*[,}\n]""", re.IGNORECASE)
 _RANGE = re.compile(r"\b0\s*(?:-|–|to)\s*100\b|(?:/|out of)\s*100\b", re.IGNORECASE)
-_NUMBER = re.compile(r"(?<![\d.])-?\d+(?:\.\d+)?(?![\d.])")
+_NUMBER = re.compile(r"(?<![\d.])-?\d+(?:\.\d+)?(?!\.?\d)")
 
 
 def _level_of(word: str) -> str:
