@@ -10,7 +10,7 @@ Output files (:func:`write`):
 - ``evolver_difficulty.png``: difficulty-level bars per round (the paper's Figure 2);
 - ``evolver_mnd.png`` and ``evolver_top1.png``: MND and top-1 densities overlaid per
   evolver (Figures 4 and 5), one panel per round;
-- ``evolver_ic_ifd.png``: mean IC-IFD per round with its interquartile range.
+- ``evolver_ic_ifd.png``: median IC-IFD per round with its quartiles.
 
 A plot whose measure is absent everywhere is not drawn (the table says ``-``).
 """
@@ -198,12 +198,12 @@ def _ic_ifd_plot(summaries: Mapping[str, dict[int, dict[str, Any]]], path: Path)
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
     try:
         for name, s in summaries.items():
-            points = [(r, _stat(e, "ic_ifd"), _stat(e, "ic_ifd", "q1"), _stat(e, "ic_ifd", "q3")) for r, e in s.items() if _stat(e, "ic_ifd") is not None]
+            points = [(r, _stat(e, "ic_ifd", "median"), _stat(e, "ic_ifd", "q1"), _stat(e, "ic_ifd", "q3")) for r, e in s.items() if _stat(e, "ic_ifd") is not None]
             xs, means = [p[0] for p in points], [p[1] for p in points]
             errors = [[m - q1 for _, m, q1, _ in points], [q3 - m for _, m, _, q3 in points]]
             ax.errorbar(xs, means, yerr=errors, marker="o", capsize=3, label=name)
         ax.set_xlabel("round")
-        ax.set_ylabel("IC-IFD (mean, bars: quartiles)")
+        ax.set_ylabel("IC-IFD (median, bars: quartiles)")
         ax.set_xticks(sorted({r for s in summaries.values() for r in s}))
         ax.legend(fontsize=8)
         fig.tight_layout()
