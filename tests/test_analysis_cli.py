@@ -107,6 +107,13 @@ def test_compare_evolvers_with_an_endpoint_and_a_column(tmp_path: Path, capsys: 
     record = json.loads((out / "hfevol_run.json").read_text())
     assert set(record["stages"][0]["evolvers"]) == {"echo", "mine"}
     assert "| echo | 2 |" in printed and "no top-1 probability columns" in printed
+    release = tmp_path / "release"
+    assert main(["publish", str(out), "--version", "v1", "--local-dir", str(release)]) == 0
+    card = (release / "README.md").read_text()
+    assert "## Which evolver?" in card and (out / "evolvers.md").read_text().strip() in card
+    assert "![evolver_mnd.png](evolver_mnd.png)" in card and "evolver_top1.png" not in card
+    for name in ("evolvers.csv", "evolvers.md", "evolver_mnd.png", "evolver_difficulty.png", "evolver_ic_ifd.png"):
+        assert (release / name).read_bytes() == (out / name).read_bytes(), name
 
 
 def _fails(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:

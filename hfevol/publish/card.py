@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..paths import shipped_dir
-from .source import SCORE_COLUMNS, ReleaseSource
+from .source import CAR_TABLES, SCORE_COLUMNS, ReleaseSource
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -211,6 +211,14 @@ def car_table_markdown(path: Path) -> str:
     return "\n".join(lines)
 
 
+def _comparison(source: ReleaseSource) -> dict[str, Any] | None:
+    """The evolver comparison of ``hfevol compare-evolvers``: its Markdown table and plots, when the folder has them."""
+    table = source.tables.get("evolvers.md")
+    if table is None:
+        return None
+    return {"table": table.read_text().strip(), "plots": [n for n in source.tables if n.endswith(".png") and n.startswith("evolver_")]}
+
+
 def render_card(
     source: ReleaseSource,
     options: CardOptions,
@@ -229,7 +237,7 @@ def render_card(
          "splits": [{"name": split, "rows": sum(f.rows for f in files), "paths": [f.path_in_repo for f in files]} for split, files in splits.items()]}
         for name, splits in source.configs.items()
     ]  # fmt: skip
-    car = next(iter(source.tables.items()), None)
+    car = next(((n, p) for n, p in source.tables.items() if n in CAR_TABLES), None)
     context = {
         "title": _title(source, options, repo_id),
         "seed": seed_name(source.run.get("source")),
@@ -248,5 +256,6 @@ def render_card(
         "car_table": car_table_markdown(car[1]) if car else None,
         "car_file": car[0] if car else None,
         "examples": _examples(source),
+        "evolvers": _comparison(source),
     }
     return DatasetCard.from_template(data, template_path=str(shipped_dir("cards") / TEMPLATE), **context)
