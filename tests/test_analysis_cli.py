@@ -88,16 +88,19 @@ def test_compare_evolvers_with_an_endpoint_and_a_column(tmp_path: Path, capsys: 
 
     scorer = str(save_tiny_model(tmp_path / "scorer", context=1024))
     alt = [f"Write a limerick about item {i} that rhymes." for i in range(5)]
-    seeds = seeds_file(tmp_path / "seeds.jsonl", 5, alt=alt)
+    seeds = seeds_file(tmp_path / "seeds.jsonl", 5, alt=alt, blank=[""] * 5)
     out = tmp_path / "cmp"
     with TGITestServer() as srv:
-        argv = ["compare-evolvers", "--dataset", str(seeds), "--rounds", "2", "--evolver", f"echo={srv.url}", "--evolver", "mine=column:alt",
+        argv = ["compare-evolvers", "--dataset", str(seeds), "--rounds", "2", "--evolver", f"echo={srv.url}", "--evolver", "mine=column:alt", "--evolver", "blank=column:blank",
                 "--no-elimination", "--responder", srv.url, "--scorer", scorer, "--embedder", "minilm", "--judge", f"probs:local:{scorer}", "--out", str(out)]  # fmt: skip
         assert main(argv) == 0
     printed = capsys.readouterr().out
     table = list(csv.DictReader((out / "evolvers.csv").open()))
-    assert [(t["evolver"], t["round"]) for t in table] == [("echo", "1"), ("echo", "2"), ("mine", "1")]
-    assert all(t["ic_ifd_mean"] and t["mnd_mean"] and t["difficulty_expected_mean"] for t in table)
+    assert [(t["evolver"], t["round"]) for t in table] == [("echo", "1"), ("echo", "2"), ("mine", "1"), ("blank", "1")]
+    assert all(t["ic_ifd_mean"] and t["mnd_mean"] and t["difficulty_expected_mean"] for t in table[:3])
+    # an evolver with nothing usable is a line of the table and a note, and the others' work is kept
+    assert (table[3]["ok"], table[3]["not_ok"], table[3]["mnd_mean"]) == ("0", "failed: 5", "")
+    assert "blank: 0 ok rows of 5" in printed and "nothing to analyse" in printed
     mine = datasets.load_dataset(str(out), data_dir="data/mine_round_1", split="train")
     assert mine["instruction"] == alt and all(v is not None for v in mine["ic_ifd"])
     assert sum(float(t[f"pct_{k}"]) for t in table[:1] for k in ("very_easy", "easy", "medium", "hard", "very_hard")) == pytest.approx(100.0)
@@ -105,7 +108,7 @@ def test_compare_evolvers_with_an_endpoint_and_a_column(tmp_path: Path, capsys: 
         assert (out / name).is_file(), name
     assert not (out / "evolver_top1.png").exists()  # nothing recorded top-1
     record = json.loads((out / "hfevol_run.json").read_text())
-    assert set(record["stages"][0]["evolvers"]) == {"echo", "mine"}
+    assert set(record["stages"][0]["evolvers"]) == {"echo", "mine", "blank"}
     assert "| echo | 2 |" in printed and "no top-1 probability columns" in printed
     release = tmp_path / "release"
     assert main(["publish", str(out), "--version", "v1", "--local-dir", str(release)]) == 0
@@ -154,7 +157,7 @@ def test_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypat
 def test_compare_evolvers_with_two_real_small_models(tmp_path: Path, capsys: pytest.CaptureFixture[str], embedded) -> None:
     out = tmp_path / "cmp"
     argv = ["compare-evolvers", "--dataset", "builtin:general", "--limit", "3", "--rounds", "2", "--evolver", "embedded", "--evolver", "embedded:gemma3-270m",
-            "--max-new-tokens", "48", "--responder", "embedded", "--scorer", "embedded", "--embedder", "minilm", "--judge", "probs:embedded", "--out", str(out)]  # fmt: skip
+            "--max-new-tokens", "64", "--responder", "embedded", "--scorer", "embedded", "--embedder", "minilm", "--judge", "probs:embedded", "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
     table = list(csv.DictReader((out / "evolvers.csv").open()))
     assert {t["evolver"] for t in table} == {"embedded", "gemma3-270m"}
@@ -165,3 +168,10 @@ def test_compare_evolvers_with_two_real_small_models(tmp_path: Path, capsys: pyt
     for name in ("evolvers.md", "evolver_difficulty.png"):
         assert (out / name).is_file()
     assert "| gemma3-270m | 1 |" in capsys.readouterr().out
+
+
+def test_publish_ships_every_comparison_file() -> None:
+    from hfevol.analysis.compare import COMPARISON_FILES
+    from hfevol.publish.source import COMPARISON_FILES as SHIPPED
+
+    assert SHIPPED == COMPARISON_FILES

@@ -63,17 +63,24 @@ def analyze(
     form: str = "squared_l2",
     block: int = 1024,
     progress: bool = True,
+    strict: bool = True,
 ) -> tuple[Any, dict[str, Any]]:
     """The dataset with the analysis columns, and what was measured (``notes``, counts, descriptions).
 
+    With ``strict=False`` (``compare-evolvers``, where one evolver's poor result must not
+    lose the others' work) no ``ok`` row, or no round with 2, is a note and None values
+    instead of an error.
+
     Raises:
-        DataError: no evolved instructions (:func:`check_evolved`), no ``ok`` row, or, with an
-            embedder, no round with 2 or more ``ok`` rows (MND needs a neighbour).
+        DataError: no evolved instructions (:func:`check_evolved`); with ``strict``, no ``ok``
+            row, or, with an embedder, no round with 2 or more ``ok`` rows (MND needs a neighbour).
     """
-    from .mnd import min_neighbour_distance
+    from .mnd import NEAR_DUPLICATE, min_neighbour_distance
 
     check_evolved(ds.column_names)
     rows = analysed_rows(ds)
+    if not rows and not strict:
+        return ds, {"analysed_rows": 0, "rows": len(ds), "notes": [f"none of the {len(ds)} rows has an evolved instruction with evol_status 'ok': nothing to analyse"]}
     if not rows:
         raise DataError(f"none of the {len(ds)} rows has an evolved instruction with evol_status 'ok'", hint="check the evolution's statuses (hfevol retry-failed, or evolve again).")
     n = len(ds)
@@ -89,13 +96,12 @@ def analyze(
         by_round: dict[int, list[int]] = {}
         for i in rows:
             by_round.setdefault(rounds[i], []).append(i)
-        if all(len(members) < 2 for members in by_round.values()):
+        if strict and all(len(members) < 2 for members in by_round.values()):
             raise DataError(f"MND needs at least 2 ok rows in a round; the rounds have {', '.join(f'round {r}: {len(m)}' for r, m in sorted(by_round.items()))}",
                             hint="evolve more seeds (--limit), or analyse without --embedder.")
         vectors = embedder.encode([row_text(texts[i], inputs[i]) for i in rows], progress=progress)
         position = {row: k for k, row in enumerate(rows)}
         new["mnd"], new["mnd_neighbour"], new["near_duplicates"] = [None] * n, [None] * n, [None] * n
-        mnd_meta: dict[str, Any] = {}
         for r, members in sorted(by_round.items()):
             if len(members) < 2:
                 info["notes"].append(f"round {r}: 1 ok row, so no MND (it has no neighbour)")
@@ -105,9 +111,8 @@ def analyze(
                 new["mnd"][i] = float(result.distance[k])
                 new["mnd_neighbour"][i] = str(ids[members[int(result.neighbour[k])]])
                 new["near_duplicates"][i] = int(result.near_duplicates[k])
-            mnd_meta = result.metadata()
         info["embedder"] = embedder.describe()
-        info["mnd"] = {k: v for k, v in mnd_meta.items() if k not in ("rows", "rows_with_near_duplicates")} | {"scope": "within each round", "block": block}
+        info["mnd"] = {"form": form, "near_duplicate_threshold": NEAR_DUPLICATE, "near_duplicate_form": "squared_l2", "scope": "within each round", "block": block}
     if judge is not None:
         reading = judge.judge([texts[i] for i in rows], progress=progress)
         for column, values in reading.columns.items():

@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         if responder is not None:
             evolved, more = _respond_and_score(evolved, responder, score, args, spec.label)
             stage = {**stage, **more}
-        analysed[spec.label], infos[spec.label] = analyze(evolved, embedder=embedder, judge=judge, reward=reward, form=args.mnd_form, block=args.mnd_block)
+        analysed[spec.label], infos[spec.label] = analyze(evolved, embedder=embedder, judge=judge, reward=reward, form=args.mnd_form, block=args.mnd_block, strict=False)
         stages[spec.label] = stage
     seconds = time.perf_counter() - started
     summaries = {label: round_summary(ds) for label, ds in analysed.items()}
