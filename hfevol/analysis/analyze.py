@@ -188,8 +188,9 @@ def round_summary(ds: Any) -> dict[int, dict[str, Any]]:
         for column in MEAN_COLUMNS:
             if column in data:
                 entry[column] = describe_values([data[column][i] for i in kept])
-        if "near_duplicates" in data:
-            entry["rows_with_near_duplicates"] = sum(1 for i in kept if (data["near_duplicates"][i] or 0) > 0)
+        measured = [data["near_duplicates"][i] for i in kept if data["near_duplicates"][i] is not None] if "near_duplicates" in data else []
+        if measured:  # a round without MND (fewer than 2 ok rows) has no near-duplicate count either
+            entry["rows_with_near_duplicates"] = sum(1 for n in measured if n > 0)
         if "difficulty_level" in columns:
             levels = ds["difficulty_level"]
             counts = Counter(levels[i] for i in kept)

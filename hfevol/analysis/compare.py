@@ -83,7 +83,7 @@ def _fmt(value: Any) -> str:
 
 
 MD_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("evolver", "evolver"), ("round", "round"), ("rows", "rows"), ("ok", "ok"), ("survival", "survival"), ("eliminated", "eliminated"),
+    ("evolver", "evolver"), ("round", "round"), ("rows", "rows"), ("ok", "ok"), ("survival", "survival"), ("eliminated", "eliminated"), ("not_ok", "not ok"),
     ("ic_ifd_mean", "IC-IFD"), ("ic_ifd_median", "IC-IFD med."), ("ifd_mean", "IFD"), ("mnd_mean", "MND"), ("mnd_median", "MND med."),
     ("near_duplicate_rows", "near-dup."), ("pct_very_easy", "% v.easy"), ("pct_easy", "% easy"), ("pct_medium", "% medium"),
     ("pct_hard", "% hard"), ("pct_very_hard", "% v.hard"), ("difficulty_unparsed", "unparsed"), ("difficulty_score_mean", "score 0-100"),
