@@ -74,24 +74,40 @@ class ProbabilityJudgeReward:
         }
 
     def score(self, instructions: Sequence[str], responses: Sequence[str]) -> list[float]:
-        from ..scoring.construction import ANSWER_GIVEN_QUESTION, chat_answer_sequences
-
         questions = [prompts.render(JUDGE_TEMPLATE, instruction=q, response=a) for q, a in zip(instructions, responses, strict=True)]
         if not questions:
             return []
-        scorer = self._scorer()
         replies = [REPLY.format(k=k) for k in RATINGS]
-        sequences = scorer.fit(chat_answer_sequences(scorer.encoder(chat_template=True), [q for q in questions for _ in replies], replies * len(questions)))
-        losses = scorer.losses(sequences, batch_size=self.batch_size)
-        n = len(RATINGS)
-        out = []
-        for i in range(len(questions)):
-            rows = range(i * n, (i + 1) * n)
-            if any(sequences[r].truncated for r in rows):  # the pair does not fit: the reply was cut off
-                out.append(math.nan)
-                continue
-            out.append(expected_rating([-losses[r][ANSWER_GIVEN_QUESTION].total for r in rows]))
-        return out
+        read = reply_log_probs(self._scorer(), questions, replies, batch_size=self.batch_size)
+        return [math.nan if lps is None else expected_rating(lps) for lps in read]
+
+
+def reply_log_probs(scorer: Any, questions: Sequence[str], replies: Sequence[str], *, batch_size: int) -> list[list[float] | None]:
+    """For each question (one user turn), the log-probability of every whole reply in ``replies``.
+
+    ``scorer`` is a :class:`~hfevol.scoring.frontend.ScoringModel`. Each reply is the
+    assistant turn of the model's chat template, end-of-turn token included, scored through
+    the batched, chunked loss core. None for a question whose replies do not fit the model's
+    context.
+
+    Raises:
+        ConfigError: the tokenizer has no chat template.
+    """
+    from ..scoring.construction import ANSWER_GIVEN_QUESTION, chat_answer_sequences
+
+    if not questions:
+        return []
+    sequences = scorer.fit(chat_answer_sequences(scorer.encoder(chat_template=True), [q for q in questions for _ in replies], list(replies) * len(questions)))
+    losses = scorer.losses(sequences, batch_size=batch_size)
+    n = len(replies)
+    out: list[list[float] | None] = []
+    for i in range(len(questions)):
+        rows = range(i * n, (i + 1) * n)
+        if any(sequences[r].truncated for r in rows):  # the question does not fit: the reply was cut off
+            out.append(None)
+            continue
+        out.append([-losses[r][ANSWER_GIVEN_QUESTION].total for r in rows])
+    return out
 
 
 def expected_rating(log_probs: Sequence[float], ratings: Sequence[int] = RATINGS) -> float:

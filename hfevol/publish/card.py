@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..paths import shipped_dir
 from ..record import DataRef, RunRecord, StageRecord
-from .source import SCORE_COLUMNS, ReleaseSource, status_columns
+from .source import CAR_TABLES, SCORE_COLUMNS, ReleaseSource, status_columns
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -290,6 +290,14 @@ def car_table_markdown(path: Path) -> str:
     return "\n".join(lines)
 
 
+def _comparison(source: ReleaseSource) -> dict[str, Any] | None:
+    """The evolver comparison of ``hfevol compare-evolvers``: its Markdown table and plots, when the folder has them."""
+    table = source.tables.get("evolvers.md")
+    if table is None:
+        return None
+    return {"table": table.read_text().strip(), "plots": [n for n in source.tables if n.endswith(".png") and n.startswith("evolver_")]}
+
+
 def render_card(view: ReleaseView) -> "DatasetCard":
     """The card of the release ``view`` describes (its plots are drawn at ``Plot.path`` by the caller).
 
@@ -306,7 +314,7 @@ def render_card(view: ReleaseView) -> "DatasetCard":
 
     source, version, repo_id = view.source, view.version, view.repo_id
     names = list(source.configs)
-    car = next(iter(source.tables.items()), None)
+    car = next(((n, p) for n, p in source.tables.items() if n in CAR_TABLES), None)
     context = {
         "title": view.title,
         "seed": seed_name(source.run.seed_data),
@@ -331,5 +339,6 @@ def render_card(view: ReleaseView) -> "DatasetCard":
         "car_file": car[0] if car else None,
         "examples": view.examples,
         "autoif": view.autoif,
+        "evolvers": _comparison(source),
     }
     return DatasetCard.from_template(card_data(view), template_path=str(shipped_dir("cards") / TEMPLATE), **context)

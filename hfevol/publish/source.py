@@ -20,6 +20,8 @@ SCORE_COLUMNS: tuple[str, ...] = (
 """Numeric columns summarised and plotted in the card (besides any ``*_score`` column)."""
 
 CAR_TABLES: tuple[str, ...] = ("car.csv", "car.md")
+COMPARISON_FILES: tuple[str, ...] = ("evolvers.csv", "evolvers.md", "evolver_difficulty.png", "evolver_mnd.png", "evolver_top1.png", "evolver_ic_ifd.png")
+"""What ``hfevol compare-evolvers`` (and ``analyze``) write beside the data (:data:`hfevol.analysis.compare.COMPARISON_FILES`): shipped, and shown in the card."""
 """Files at the top of an output folder that hold the CAR table."""
 
 HIDDEN_PREFIXES = (".", "_")
@@ -180,7 +182,7 @@ def read_source(folder: str | Path) -> ReleaseSource:
     if not files:
         raise NotHfevolOutputError(f"{str(folder)!r} has no data: no parquet file under data/", hint=hint)
     check_files(root, run, [f.local for f in files])
-    source = ReleaseSource(folder=root, run=run, files=files, tables={n: root / n for n in CAR_TABLES if (root / n).is_file()})
+    source = ReleaseSource(folder=root, run=run, files=files, tables={n: root / n for n in (*CAR_TABLES, *COMPARISON_FILES) if (root / n).is_file()})
     for config in source.configs:
         if source.config_rows(config) == 0:
             where = "the dataset" if len(source.configs) == 1 else f"config {config!r}"
