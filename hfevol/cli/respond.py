@@ -48,12 +48,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 @writes_output()
 def run(args: argparse.Namespace) -> int:
     from ..formats import add_messages, to_alpaca
-    from ..record import DataRef, StageRecord, chained
+    from ..record import StageRecord, chain_command, chained
     from ..respond import Respond
 
     rows = read_seed_rows(args)
     ds = to_alpaca(rows, mapping_from(args), format=args.format)
-    previous = chained(args.dataset, rows, split=args.split)
+    chained(args.dataset, rows, split=args.split)  # a damaged input record fails here, before any generation
     respond = Respond(backend=request_backend_from(args), sampling=sampling_from(args), seed=args.seed, output_column=args.output_column)
     respond.backend.describe()  # loads the model before any row is processed
     endpoint = endpoint_of(respond.backend)
@@ -64,10 +64,7 @@ def run(args: argparse.Namespace) -> int:
     status_column = respond.columns["status"]
     counts = value_counts(answered, status_column)
     stage = StageRecord.from_json(respond.metadata()).recorded(input=rows, counts=counts)
-    assert stage.input is not None
-    source = DataRef.of(args.dataset, split=args.split)
-    record = previous.with_command("respond", run_options(args), input=DataRef(source.name, source.path, source.split, stage.input))
-    record = record.with_stage(stage).with_extras(responses=dict(counts))
+    record = chain_command(args.dataset, rows, "respond", run_options(args), stage, split=args.split).with_extras(responses=dict(counts))
     out = write_output(answered, args.out, record=record)
     print(f"\n== Responses: {len(answered)} rows in {seconds:.1f} s, responder {stage.backend.model}")
     for status, n in counts.most_common():

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
             raise MissingColumnError(column, ds.column_names, hint=f"name the dataset's column with {option} COLUMN.")
     if len(ds) == 0:
         raise DataError(f"{args.dataset!r} has no rows to score")
-    from ..record import DataRef, StageRecord, chained
+    from ..record import StageRecord, chain_command
 
     stage = StageRecord.from_json(score.metadata())  # loads the model or checks the server before the progress bar starts
     model_name = stage.backend.served_model or stage.backend.model or "-"
@@ -60,9 +60,7 @@ def run(args: argparse.Namespace) -> int:
     summary = _summary(scored, ic_ifd)
     out = Path(args.out)
     stage = stage.recorded(input=ds, counts=summary["status"])
-    assert stage.input is not None
-    source = DataRef.of(args.dataset, split=args.split)
-    record = chained(args.dataset, ds, split=args.split).with_command("score", run_options(args), input=DataRef(source.name, source.path, source.split, stage.input))
+    record = chain_command(args.dataset, ds, "score", run_options(args), stage, split=args.split)
     drawn: list[Path | None] = []
 
     def draw(folder: Path) -> None:  # into the new output, before it is swapped in
@@ -76,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
             title=f"IC-IFD of {len(scored)} rows, scored by {model_name}",
         ))  # fmt: skip
 
-    write_output(scored, out, record=record.with_stage(stage).with_extras(summary=summary), extra=draw)
+    write_output(scored, out, record=record.with_extras(summary=summary), extra=draw)
     plot = out / HISTOGRAM_FILE if drawn[0] is not None else None
     _print_summary(summary, seconds, score, model_name, out, plot)
     return 0

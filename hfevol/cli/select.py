@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 @writes_output()
 def run(args: argparse.Namespace) -> int:
-    from ..record import DataRef, StageRecord, chained
+    from ..record import StageRecord, chain_command
     from ..scoring.select import check_score_column, select
 
     started = time.perf_counter()
@@ -34,10 +34,7 @@ def run(args: argparse.Namespace) -> int:
     summary = selection.summary()
     counts = {"kept": len(kept), "not_kept": selection.total - len(kept)}
     stage = StageRecord.from_json(StageRecord.describe("select", by=args.by, **summary)).recorded(input=ds, counts=counts)
-    assert stage.input is not None
-    source = DataRef.of(args.dataset, split=args.split)
-    record = chained(args.dataset, ds, split=args.split).with_command("select", run_options(args), input=DataRef(source.name, source.path, source.split, stage.input))
-    write_output(kept, out, record=record.with_stage(stage))
+    write_output(kept, out, record=chain_command(args.dataset, ds, "select", run_options(args), stage, split=args.split))
     seconds = time.perf_counter() - started
     print(f"\n== select top {args.top} by {args.by}: kept {len(kept)} of {selection.total} rows in {seconds:.1f} s")
     print(f"   undefined score (never kept)  {selection.undefined:>6}")
