@@ -36,7 +36,7 @@ from .neighbours import Embed, best_earlier, embed_all
 
 ORDER = "earliest round, then highest IC-IFD when scored (unscored last), then row order"
 DEFAULT_THRESHOLD = 0.8
-DEFAULT_SEMANTIC_THRESHOLD = 0.95
+DEFAULT_SEMANTIC_THRESHOLD = 0.9
 COLUMNS = ("dup_cluster", "dup_cluster_size", "dup_keep", "dup_kind", "dup_match", "dup_similarity", "dup_reason")
 KINDS = ("exact", "near", "semantic")
 _HASH, _SIG, _HAS = "_dup_hash", "_dup_sig", "_dup_has_grams"
