@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..dedup.card import flag_sections
 from ..paths import shipped_dir
 from .source import SCORE_COLUMNS, ReleaseSource
 
@@ -248,5 +249,6 @@ def render_card(
         "car_table": car_table_markdown(car[1]) if car else None,
         "car_file": car[0] if car else None,
         "examples": _examples(source),
+        **flag_sections(source.run),  # the dedup / contamination section (hfevol.dedup.card)
     }
     return DatasetCard.from_template(data, template_path=str(shipped_dir("cards") / TEMPLATE), **context)
