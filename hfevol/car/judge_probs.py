@@ -73,29 +73,44 @@ class ProbabilityJudgeReward:
         }
 
     def score(self, instructions: Sequence[str], responses: Sequence[str]) -> list[float]:
-        from ..scoring.construction import ANSWER_GIVEN_QUESTION, TokenizerEncoder, chat_answer_sequences
-        from ..scoring.losses import context_length, span_losses
-
         questions = [prompts.render(JUDGE_TEMPLATE, instruction=q, response=a) for q, a in zip(instructions, responses, strict=True)]
         if not questions:
             return []
-        loaded = self._loaded()
-        encoder = TokenizerEncoder(loaded.tokenizer, model_name=f"judge {self.model!r}")
-        encoder.require_chat_template()
         replies = [REPLY.format(k=k) for k in RATINGS]
-        sequences = chat_answer_sequences(encoder, [q for q in questions for _ in replies], replies * len(questions))
-        limit = context_length(loaded.model)
-        sequences = [s.truncate(limit) for s in sequences]
-        losses = span_losses(loaded.model, sequences, batch_size=self.batch_size, pad_token_id=loaded.tokenizer.pad_token_id or 0)
-        n = len(RATINGS)
-        out = []
-        for i in range(len(questions)):
-            rows = range(i * n, (i + 1) * n)
-            if any(sequences[r].truncated for r in rows):  # the pair does not fit: the reply was cut off
-                out.append(math.nan)
-                continue
-            out.append(expected_rating([-losses[r][ANSWER_GIVEN_QUESTION].total for r in rows]))
-        return out
+        read = reply_log_probs(self._loaded(), questions, replies, batch_size=self.batch_size, model_name=f"judge {self.model!r}")
+        return [math.nan if lps is None else expected_rating(lps) for lps in read]
+
+
+def reply_log_probs(loaded: Any, questions: Sequence[str], replies: Sequence[str], *, batch_size: int, model_name: str) -> list[list[float] | None]:
+    """For each question (one user turn), the log-probability of every whole reply in ``replies``.
+
+    Each reply is the assistant turn of the model's chat template, end-of-turn token
+    included, scored through the batched, chunked loss core. None for a question whose
+    replies do not fit the model's context.
+
+    Raises:
+        ConfigError: the tokenizer has no chat template.
+    """
+    from ..scoring.construction import ANSWER_GIVEN_QUESTION, TokenizerEncoder, chat_answer_sequences
+    from ..scoring.losses import context_length, span_losses
+
+    if not questions:
+        return []
+    encoder = TokenizerEncoder(loaded.tokenizer, model_name=model_name)
+    encoder.require_chat_template()
+    sequences = chat_answer_sequences(encoder, [q for q in questions for _ in replies], list(replies) * len(questions))
+    limit = context_length(loaded.model)
+    sequences = [s.truncate(limit) for s in sequences]
+    losses = span_losses(loaded.model, sequences, batch_size=batch_size, pad_token_id=loaded.tokenizer.pad_token_id or 0)
+    n = len(replies)
+    out: list[list[float] | None] = []
+    for i in range(len(questions)):
+        rows = range(i * n, (i + 1) * n)
+        if any(sequences[r].truncated for r in rows):  # the question does not fit: the reply was cut off
+            out.append(None)
+            continue
+        out.append([-losses[r][ANSWER_GIVEN_QUESTION].total for r in rows])
+    return out
 
 
 def expected_rating(log_probs: Sequence[float], ratings: Sequence[int] = RATINGS) -> float:
