@@ -14,30 +14,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..errors import ConfigError, DataError, HfevolError, MissingDependencyError
+from ..errors import ConfigError, HfevolError, MissingDependencyError
 
 Embed = Callable[[Sequence[str]], Any]
 """``embed(texts)``: a float array (len(texts) × dimensions)."""
 DEFAULT_BLOCK = 1024
 
 
-def unit_rows(vectors: Any, what: str = "embedding") -> Any:
-    """``vectors`` as a float32 2-D array of unit rows.
+def unit_rows(vectors: Any) -> Any:
+    """``vectors`` as a float32 2-D array of unit rows (:func:`hfevol.analysis.mnd.unit_rows`: a zero,
+    NaN or non-2-D input is a DataError)."""
+    from ..analysis.mnd import unit_rows as analysis_unit_rows
 
-    Raises:
-        DataError: not 2-D, not finite, or a row of zeros (it has no direction).
-    """
-    import numpy as np
-
-    e = np.asarray(vectors, dtype=np.float64)
-    if e.ndim != 2:
-        raise DataError(f"{what}s must be a 2-D array (rows × dimensions), got shape {e.shape}")
-    if not np.isfinite(e).all():
-        raise DataError(f"{what} of row {int(np.argwhere(~np.isfinite(e))[0][0])} holds a NaN or infinite value")
-    norms = np.linalg.norm(e, axis=1)
-    if (norms == 0).any():
-        raise DataError(f"{what} of row {int(np.argmax(norms == 0))} is all zeros, so it has no direction", hint="check that row's text.")
-    return np.ascontiguousarray(e / norms[:, None], dtype=np.float32)
+    return analysis_unit_rows(vectors)
 
 
 def load_embedder(name: str, *, batch_size: int = 64, device: str = "auto") -> tuple[Embed, dict[str, Any]]:
