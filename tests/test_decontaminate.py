@@ -128,3 +128,34 @@ def test_decontaminate_cli_refuses_a_bad_benchmark_before_reading_the_data(tmp_p
                "--against-column", "question", cwd=tmp_path)  # fmt: skip
     assert done.returncode == 2 and message in done.stderr  # the benchmark is checked before the (missing) dataset
     assert not (tmp_path / "out").exists()
+
+
+def test_both_commands_chain_on_an_output_folder_and_reach_the_card(tmp_path: Path, bench_file: Path) -> None:
+    from hfevol.io import read_run_record, write_output
+
+    rows = ["Sort a list in Python.", "sort a LIST in python!", ROWS[0], "Explain photosynthesis to a child.", ROWS[2]]
+    ds = datasets.Dataset.from_dict({"instruction": rows, "input": [""] * 5, "round": [1, 2, 2, 1, 2], "ic_ifd": [0.3, 0.9, 0.5, 0.4, 0.6],
+                                     "evol_status": ["ok"] * 5})  # fmt: skip
+    write_output(ds, tmp_path / "scored", {"hfevol_version": "0.1.0", "source": "builtin", "rows": 5, "stages": [{"stage": "score"}]})
+    done = cli("dedup", "--dataset", str(tmp_path / "scored"), "--out", str(tmp_path / "dedup"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    done = cli("decontaminate", "--dataset", str(tmp_path / "dedup"), "--out", str(tmp_path / "clean"), "--against", str(bench_file),
+               "--embedder", "minilm", "--semantic-threshold", "0.85", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "bench" in done.stdout and "n-gram     1" in done.stdout and "semantic     1" in done.stdout
+    record = read_run_record(tmp_path / "clean")
+    assert [s["stage"] for s in record["stages"]] == ["score", "dedup", "decontaminate"]
+    assert [c["command"] for c in record["commands"]] == ["dedup", "decontaminate"]
+    assert record["stages"][1]["flagged"]["exact"] == 1 and "all-MiniLM-L6-v2" in record["stages"][2]["semantic"]["embedder"]["model"]
+    out = datasets.load_dataset(str(tmp_path / "clean"), split="train")
+    assert sorted(out["round"]) == [1, 1, 2, 2, 2]  # the rounds' layout is kept
+    by_text = {r["instruction"]: r for r in out}
+    assert by_text["sort a LIST in python!"]["dup_keep"] is False and by_text[ROWS[2]]["contam_method"] == "semantic"
+    done = cli("publish", str(tmp_path / "clean"), "--version", "v1", "--local-dir", str(tmp_path / "release"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    card = (tmp_path / "release" / "README.md").read_text()
+    section = card.split("## Duplicates and contamination", 1)[1].split("\n## ", 1)[0]
+    assert "4 clusters" in section and "keeps 4 rows" in section and "flagged 1 exact, 0 near and 0 semantic" in section
+    assert "Contamination: 2 of 5 rows flagged" in section
+    assert "| bench | `bench.jsonl` | `prompt` | 3 | 1 | 1 | 2 |" in section
+    assert str(tmp_path) not in section  # local folders never reach the card
