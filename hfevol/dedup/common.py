@@ -59,3 +59,15 @@ def prompts(ds: Any, instruction_column: str, input_column: str | None) -> list[
     """Every row's prompt, in row order."""
     columns = [instruction_column, *([input_column] if input_column else [])]
     return prompt_batch(ds.select_columns(columns).to_dict(), instruction_column, input_column)
+
+
+def with_columns(ds: Any, columns: list[tuple[str, list[Any], Any]]) -> Any:
+    """``ds`` with ``columns`` (name, values, feature) added, replacing columns of the same name."""
+    import datasets
+
+    present = [name for name, _, _ in columns if name in ds.column_names]
+    base = ds.remove_columns(present) if present else ds
+    if base._indices is not None:
+        base = base.flatten_indices()
+    added = datasets.Dataset.from_dict({n: v for n, v, _ in columns}, features=datasets.Features({n: f for n, _, f in columns}))
+    return datasets.concatenate_datasets([base, added], axis=1)

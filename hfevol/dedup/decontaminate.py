@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .benchmarks import Benchmark, load_prompts, resolve
-from .common import check_fraction, check_int, check_prompt_columns, prompt_batch, prompts
+from .common import check_fraction, check_int, check_prompt_columns, prompt_batch, prompts, with_columns
 from .neighbours import Embed, best_match, embed_all
 
 DEFAULT_NGRAM = 8
@@ -131,8 +131,8 @@ def decontaminate(
         fn_kwargs={"index": index, "instruction_column": instruction_column, "input_column": input_column, "min_overlap": min_overlap},
         desc="Benchmark n-grams",
     )  # fmt: skip
-    prompt_of = np.asarray(matched["_contam_prompt"], dtype=np.int64)
-    score = [s for s in matched["_contam_share"]]
+    prompt_of = np.array(matched.data.column("_contam_prompt").to_numpy(), dtype=np.int64)  # a writable copy
+    score = matched.data.column("_contam_share").to_pylist()
     method: list[str | None] = ["ngram" if p >= 0 else None for p in prompt_of.tolist()]
     semantic: dict[str, Any] | None = None
     if embed is not None:
@@ -146,11 +146,7 @@ def decontaminate(
                 added += 1
         semantic = {"embedder": embedder or {"model": "(given in Python)"}, "threshold": semantic_threshold, "measure": "cosine of unit embeddings", "search": "exact, block-wise", "matches": added}
     columns, summary = _columns(index, benchmarks, prompt_of.tolist(), method, score, ngram)
-    out = ds
-    for name, values, feature in columns:
-        if name in out.column_names:
-            out = out.remove_columns(name)
-        out = out.add_column(name, values, feature=feature)
+    out = with_columns(ds, columns)
     record = {
         "stage": "decontaminate",
         "text": f"{instruction_column} + \"\\n\" + {input_column}" if input_column else instruction_column,

@@ -30,7 +30,7 @@ import math
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from .common import check_fraction, check_int, check_prompt_columns, prompt_batch, prompts
+from .common import check_fraction, check_int, check_prompt_columns, prompt_batch, prompts, with_columns
 from .minhash import DEFAULT_NGRAM, DEFAULT_NUM_PERM, SEED, candidate_edges, lsh_params, signatures
 from .neighbours import Embed, best_earlier, embed_all
 
@@ -43,12 +43,20 @@ _HASH, _SIG, _HAS = "_dup_hash", "_dup_sig", "_dup_has_grams"
 
 
 def _hash_batch(batch: dict[str, list[Any]], instruction_column: str, input_column: str | None, ngram: int, num_perm: int) -> dict[str, list[Any]]:
-    from .text import ngrams, normalise, text_hash, words
+    import hashlib
 
-    texts = prompt_batch(batch, instruction_column, input_column)
-    grams = [sorted(set(ngrams(words(t), ngram))) for t in texts]
+    from .text import ngrams, normalise
+
+    folded = [normalise(t) for t in prompt_batch(batch, instruction_column, input_column)]
+    grams = [sorted(set(ngrams(f.split(" "), ngram))) if f else [] for f in folded]
     sigs = signatures(grams, num_perm, SEED)
-    return {_HASH: [text_hash(t) if normalise(t) else "" for t in texts], _SIG: sigs.tolist(), _HAS: [bool(g) for g in grams]}
+    hashes = [hashlib.sha1(f.encode("utf-8")).hexdigest() if f else "" for f in folded]  # = text.text_hash
+    return {_HASH: hashes, _SIG: sigs.tolist(), _HAS: [bool(g) for g in grams]}
+
+
+def _column(ds: Any, name: str) -> list[Any]:
+    """A column as a Python list (one Arrow conversion, not a lookup per row)."""
+    return ds.select_columns([name]).to_dict()[name]
 
 
 def order_of(ds: Any, score_column: str | None = "ic_ifd") -> Any:
@@ -58,10 +66,10 @@ def order_of(ds: Any, score_column: str | None = "ic_ifd") -> Any:
     n = len(ds)
     keys = [np.arange(n)]
     if score_column and score_column in ds.column_names:
-        scores = np.array([s if isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) else np.nan for s in ds[score_column]], dtype=np.float64)
+        scores = np.array([s if isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) else np.nan for s in _column(ds, score_column)], dtype=np.float64)
         keys.append(np.where(np.isnan(scores), np.inf, -scores))
     if "round" in ds.column_names:
-        keys.append(np.array([r if isinstance(r, int) else 0 for r in ds["round"]], dtype=np.int64))
+        keys.append(np.array([r if isinstance(r, int) else 0 for r in _column(ds, "round")], dtype=np.int64))
     return np.lexsort(keys)  # the last key is the primary one
 
 
@@ -134,7 +142,7 @@ def dedup(
         fn_kwargs={"instruction_column": instruction_column, "input_column": input_column, "ngram": ngram, "num_perm": num_perm},
         desc="MinHash signatures",
     )  # fmt: skip
-    hashes = hashed[_HASH]
+    hashes = hashed.data.column(_HASH).to_pylist()
     n = len(ds)
     order = order_of(ds, score_column)
     rank = np.empty(n, dtype=np.int64)
@@ -180,11 +188,7 @@ def dedup(
         semantic = {"embedder": embedder or {"model": "(given in Python)"}, "threshold": semantic_threshold, "measure": "cosine of unit embeddings", "search": "exact, block-wise, each row against the rows before it in the order", "matches": int(len(found))}
 
     columns, counts = _columns(ds, n, clusters, {**later, **best})
-    out = ds
-    for name, values, feature in columns:
-        if name in out.column_names:
-            out = out.remove_columns(name)
-        out = out.add_column(name, values, feature=feature)
+    out = with_columns(ds, columns)
     record = {
         "stage": "dedup",
         "text": f"{instruction_column} + \"\\n\" + {input_column}" if input_column else instruction_column,
@@ -226,7 +230,7 @@ def _columns(ds: Any, n: int, clusters: _Clusters, best: dict[int, tuple[int, fl
 
     roots = [clusters.find(i) for i in range(n)]
     sizes = Counter(roots)
-    rounds = ds["round"] if "round" in ds.column_names else None
+    rounds = _column(ds, "round") if "round" in ds.column_names else None
     kind_col: list[str | None] = [None] * n
     match_col: list[int | None] = [None] * n
     sim_col: list[float | None] = [None] * n
