@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..dedup.card import flag_sections
 from ..paths import shipped_dir
 from ..record import DataRef, RunRecord, StageRecord
 from .source import CAR_TABLES, SCORE_COLUMNS, ReleaseSource, status_columns
@@ -340,5 +341,6 @@ def render_card(view: ReleaseView) -> "DatasetCard":
         "examples": view.examples,
         "autoif": view.autoif,
         "evolvers": _comparison(source),
+        **flag_sections(source.run),  # the dedup / contamination section (hfevol.dedup.card)
     }
     return DatasetCard.from_template(card_data(view), template_path=str(shipped_dir("cards") / TEMPLATE), **context)
