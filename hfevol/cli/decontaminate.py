@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         min_overlap=args.min_overlap, embed=embed, embedder=described, semantic_threshold=semantic_threshold,
         batch_size=args.map_batch_size, num_proc=args.num_proc,
     )  # fmt: skip
-    out = write_output(flagged, args.out, chained_record(args, "decontaminate", stage, len(flagged)))
+    out = write_output(flagged, args.out, chained_record(args, "decontaminate", stage, ds))
     seconds = time.perf_counter() - started
     print(f"\n== decontaminate: {stage['flagged']} of {stage['rows']} rows flagged in {seconds:.1f} s (word {args.ngram}-grams"
           + (f", cosine >= {semantic_threshold:g}" if embed else "") + ")")  # fmt: skip

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..io import write_output
 from ._claim import writes_output
 from ._options import add_column_options, add_dataset_options, rows_from, run_options
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+    from ..record import RunRecord
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -61,20 +66,11 @@ def embedder_from(args: argparse.Namespace, default_threshold: float) -> tuple[A
     return embed, described, threshold
 
 
-def chained_record(args: argparse.Namespace, command: str, stage: dict[str, Any], rows: int) -> dict[str, Any]:
+def chained_record(args: argparse.Namespace, command: str, stage: dict[str, Any], ds: "Dataset") -> "RunRecord":
     """The input's run record (when ``--dataset`` is an hfevol output folder) with this command and stage appended."""
-    from .. import __version__
-    from .respond import _previous_record
+    from ..record import StageRecord, chain_command
 
-    previous = _previous_record(args.dataset)
-    return {
-        **previous,
-        "hfevol_version": __version__,
-        "commands": [*previous.get("commands", []), {"command": command, "options": run_options(args)}],
-        "source": previous.get("source", args.dataset),
-        "rows": rows,
-        "stages": [*previous.get("stages", []), stage],
-    }
+    return chain_command(args.dataset, ds, command, run_options(args), StageRecord.from_json(stage).recorded(input=ds), split=args.split)
 
 
 @writes_output()
@@ -94,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         num_perm=args.num_perm, embed=embed, embedder=described, semantic_threshold=semantic_threshold, score_column=args.score_column,
         batch_size=args.map_batch_size, num_proc=args.num_proc,
     )  # fmt: skip
-    out = write_output(flagged, args.out, chained_record(args, "dedup", stage, len(flagged)))
+    out = write_output(flagged, args.out, chained_record(args, "dedup", stage, ds))
     seconds = time.perf_counter() - started
     f = stage["flagged"]
     print(f"\n== dedup: {stage['rows']} rows in {seconds:.1f} s; {stage['clusters']} clusters, {stage['kept']} representatives (dup_keep)")

@@ -7,7 +7,10 @@ lists when no such stage ran); ``cards/dataset_card.md.jinja`` renders them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..record import RunRecord
 
 
 def _shown(source: Any) -> str:
@@ -16,12 +19,11 @@ def _shown(source: Any) -> str:
     return Path(text).name if text.startswith(("/", ".", "~")) or Path(text).exists() else text
 
 
-def flag_sections(run: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+def flag_sections(run: "RunRecord") -> dict[str, list[dict[str, Any]]]:
     """``{"dedup": [...], "contamination": [...]}``: one entry per ``dedup`` / ``decontaminate`` stage of ``run``."""
-    dedup, contamination = [], []
-    for stage in run.get("stages", []):
-        if not isinstance(stage, dict):
-            continue
+    dedup: list[dict[str, Any]] = []
+    contamination: list[dict[str, Any]] = []
+    for stage in (s.to_json() for s in run.stages):
         if stage.get("stage") == "dedup":
             near = stage.get("near") or {}
             semantic = stage.get("semantic") or None
