@@ -47,7 +47,9 @@ class VLLMProcess:
         max_model_len: the context length (``--max-model-len``).
         threads: CPU threads for the model (``OMP_NUM_THREADS``, ``VLLM_CPU_OMP_THREADS_BIND``).
         kv_cache_gib: ``VLLM_CPU_KVCACHE_SPACE``.
-        log: file that receives the server's output (default: a file beside nothing, discarded).
+        eager: ``--enforce-eager`` (default): no torch.compile warm-up, which takes minutes
+            on a small shared CPU; the numbers are the same.
+        log: file that receives the server's output (default: discarded).
         extra_args: more command-line arguments for the server.
     """
 
@@ -60,6 +62,7 @@ class VLLMProcess:
         max_model_len: int = 2048,
         threads: int = 1,
         kv_cache_gib: int = 1,
+        eager: bool = True,
         log: str | Path | None = None,
         extra_args: Sequence[str] = (),
     ) -> None:
@@ -73,6 +76,7 @@ class VLLMProcess:
         self.max_model_len = max_model_len
         self.threads = threads
         self.kv_cache_gib = kv_cache_gib
+        self.eager = eager
         self.log_path = Path(log) if log is not None else None
         self.extra_args = list(extra_args)
         self._proc: subprocess.Popen[bytes] | None = None
@@ -86,7 +90,7 @@ class VLLMProcess:
     def command(self) -> list[str]:
         return [self.python, "-m", "vllm.entrypoints.openai.api_server", "--model", self.model, "--dtype", "float32",
                 "--max-model-len", str(self.max_model_len), "--host", "127.0.0.1", "--port", str(self.port),
-                *self.extra_args]  # fmt: skip
+                *(["--enforce-eager"] if self.eager else []), *self.extra_args]  # fmt: skip
 
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_TOKEN", "HUGGING_FACE"))}
