@@ -46,12 +46,17 @@ def _agree(local: dict, remote: dict, rows: list[int]) -> None:
 @pytest.mark.parametrize("mode", ["reference", "chat"])
 def test_endpoint_scores_match_local_scoring(vllm_server, embedded, mode):
     batch = _batch()
+    if mode == "chat":  # the long row once is enough (reference mode); local scoring of it is slow on a CPU
+        batch = {k: v[:-1] for k, v in batch.items()}
     n = len(batch["instruction"])
     local = Score(model="embedded", device="cpu", dtype="float32", mode=mode)(batch, list(range(n)))
     backend = OpenAIBackend(urls=vllm_server.url + "/v1", tokenizer="embedded", retry=PATIENT)
     remote = EndpointScore(endpoint=backend, mode=mode)(batch, list(range(n)))
-    assert remote["score_status"][: n - 1] == local["score_status"][: n - 1] == ["ok"] * (n - 1)
-    _agree(local, remote, list(range(n - 1)))
+    short = n - 1 if mode == "reference" else n
+    assert remote["score_status"][:short] == local["score_status"][:short] == ["ok"] * short
+    _agree(local, remote, list(range(short)))
+    if mode == "chat":
+        return
     # the long row: local scoring takes it whole; the server cannot (one token is generated)
     assert local["score_status"][-1] == "ok" and local["tokens_a_given_q"][-1] > 2047
     assert remote["score_status"][-1] == "too_long"
