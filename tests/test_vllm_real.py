@@ -108,8 +108,8 @@ def test_cli_evolve_and_respond(vllm_server, tmp_path, capsys, route, tokenizer)
     assert f"answered       {3:>6}" in printed and f"failed         {0:>6}" in printed
     table = Dataset.from_parquet(str(out / "data" / "round_1" / "train.parquet"))
     assert set(table["evol_status"]) <= {"ok", "truncated"} and all(table["evolved_instruction"])
-    stage = json.loads((out / "hfevol_run.json").read_text())["stages"][0]
-    assert stage["endpoint"]["route"] == route and stage["endpoint"]["server"]["max_model_len"] == 2048
+    record = (out / "hfevol_run.json").read_text()
+    assert '"max_model_len": 2048' in record and f'"route": "{route}"' in record
 
     answered = tmp_path / "answered"
     assert main(["respond", "--dataset", str(seeds), "--out", str(answered), "--max-new-tokens", "16", *endpoint]) == 0
