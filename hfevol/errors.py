@@ -36,6 +36,11 @@ Every error carries an optional one-line ``hint`` that says what to do next; it 
 
 from __future__ import annotations
 
+from typing import Literal
+
+EndpointCause = Literal["rate_limited", "overloaded", "server_error", "timeout", "connection", "malformed", "rejected", "auth", "not_found", "unsupported"]
+"""Why an endpoint request failed (:attr:`EndpointError.cause`)."""
+
 
 class HfevolError(Exception):
     """Base class of every error raised by hfevol."""
@@ -123,11 +128,13 @@ class EndpointError(BackendError):
     FATAL_CAUSES = frozenset({"auth", "not_found", "unsupported"})
     """Causes that would fail every request alike: they stop the job instead of failing one row."""
 
+    cause: EndpointCause
+
     def __init__(
         self,
         message: str,
         *,
-        cause: str,
+        cause: EndpointCause,
         url: str | None = None,
         status: int | None = None,
         retry_after: float | None = None,

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import DataError, DatasetNotFoundError, EmptyDatasetError
 from .file_checks import TEXT_SUFFIXES, check_utf8, json_problem
 from .paths import package_file
+from .record import RUN_FILE, FileRecord, RunRecord
 
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict
@@ -20,9 +20,6 @@ logger = logging.getLogger(__name__)
 BUILTIN_SAMPLE = "builtin"
 """Name of the built-in seed sample: 60 instructions (general, math, code) in Alpaca layout.
 ``builtin:<category>`` names one category (``builtin:math``)."""
-
-RUN_FILE = "hfevol_run.json"
-"""The file in an output folder that records how the data was made."""
 
 _FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet", ".arrow": "arrow", ".txt": "text"}
 
@@ -109,26 +106,6 @@ def load_rows(source: str, *, split: str = "train") -> "Dataset":
         ) from exc
 
 
-def read_run_record(folder: str | Path) -> dict[str, Any]:
-    """The run record (``hfevol_run.json``) of an output folder, as a dict.
-
-    Raises:
-        DatasetNotFoundError: the folder has no run record.
-        DataError: the record is not a JSON object (truncated, or edited by hand).
-    """
-    path = Path(folder) / RUN_FILE
-    if not path.is_file():
-        raise DatasetNotFoundError(f"{str(folder)!r} is not an hfevol output folder: it has no {RUN_FILE}", hint="give the --out folder of an earlier run.")
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        where = f" (line {exc.lineno}, column {exc.colno}: {exc.msg})" if isinstance(exc, json.JSONDecodeError) else ""
-        raise DataError(f"{str(path)!r} is not valid JSON{where}; the run record is truncated or damaged", hint="re-run the command that wrote the folder.") from None
-    if not isinstance(record, dict):
-        raise DataError(f"{str(path)!r} is not an hfevol run record: it holds a JSON {type(record).__name__}, not an object", hint="re-run the command that wrote the folder.")
-    return record
-
-
 def read_parquet_files(files: list[str | Path]) -> "Dataset":
     """The rows of the parquet files ``files`` (one schema), as one dataset.
 
@@ -193,12 +170,17 @@ def _pick_split(loaded: Any, split: str, source: str) -> "Dataset":
 def write_output(
     ds: "Dataset | Mapping[str, Dataset]",
     out_dir: str | Path,
-    run: dict[str, Any],
+    run: "RunRecord | dict[str, Any] | None" = None,
     *,
+    record: RunRecord | None = None,
     split: str = "train",
     extra: Callable[[Path], Any] | None = None,
 ) -> Path:
     """Write ``ds`` into ``out_dir`` with the run record (``hfevol_run.json``) beside it.
+
+    The record is a :class:`~hfevol.record.RunRecord` (``record=``, or ``run``; a dict is read
+    as one); it is written with each data file's path, sha256 and row count, which
+    ``hfevol publish`` checks.
 
     Without a ``round`` column: ``<out>/data/<split>.parquet``. With one (the output of
     :func:`hfevol.evolve_rounds`): one folder per round, ``<out>/data/round_<r>/<split>.parquet``,
@@ -223,17 +205,31 @@ def write_output(
     """
     from .output_folder import staged
 
-    parts = round_configs(ds) if not isinstance(ds, Mapping) else ds
     out = Path(out_dir)
+    if record is None:
+        record = run if isinstance(run, RunRecord) else RunRecord.from_json(run or {"stages": []}, folder=out)
+    parts = round_configs(ds) if not isinstance(ds, Mapping) else ds
     with staged(out) as staging:
+        written: list[Path] = []
         for config, part in ({"": ds} if parts is None else parts).items():
             target = staging / "data" / config / f"{split}.parquet"
             target.parent.mkdir(parents=True, exist_ok=True)
             part.to_parquet(str(target))
-        (staging / RUN_FILE).write_text(json.dumps(run, indent=2, ensure_ascii=False, default=str) + "\n")
+            written.append(target)
+        rows = sum(len(part) for part in parts.values()) if parts is not None else len(ds)
+        # paths in the record are relative to the folder, so the same names hold once it is swapped in
+        record.with_files([_file_record(staging, path) for path in written], rows=rows).write(staging)
         if extra is not None:
             extra(staging)
     return out
+
+
+def _file_record(out: Path, path: Path) -> FileRecord:
+    import pyarrow.parquet as pq
+
+    from .publish.target import file_sha256
+
+    return FileRecord(path.relative_to(out).as_posix(), file_sha256(path), pq.read_metadata(str(path)).num_rows)
 
 
 def round_configs(ds: "Dataset") -> "DatasetDict | None":

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import ConfigError, MissingDependencyError
+from .extras import install_line
 from .paths import shipped_dir
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def modules_cache() -> Path:
     try:
         from evaluate.loading import init_dynamic_modules
     except ImportError as exc:
-        raise MissingDependencyError("evaluate", "installing the evaluate metrics") from exc
+        raise MissingDependencyError("evaluate", "installing the evaluate metrics", install_line("metrics")) from exc
     return Path(init_dynamic_modules())
 
 

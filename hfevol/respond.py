@@ -80,15 +80,11 @@ class Respond(GenerationTransform):
         return (TEMPLATE,)
 
     def metadata(self) -> dict[str, Any]:
-        """The responder's identity, sampling, seed and prompt version (also stored per row)."""
-        return {
-            "stage": self.stage,
-            "backend": self.backend.describe(),
-            "output_column": self.output_column,
-            "sampling": self.sampling.to_dict(),
-            "seed": self.seed,
-            "prompt_versions": {"answer": prompts.version(TEMPLATE)},
-        }
+        """The responder's identity, sampling, seed and prompt version, in the run record's stage shape (also stored per row)."""
+        from .record import StageRecord
+
+        return StageRecord.describe(self.stage, backend=self.backend, sampling=self.sampling, seed=self.seed,
+                                    prompt_versions={"answer": prompts.version(TEMPLATE)}, output_column=self.output_column)  # fmt: skip
 
     def output_features(self) -> dict[str, Any]:
         from datasets import Value

@@ -22,3 +22,8 @@ from typing import Literal, get_args
 Status = Literal["ok", "truncated", "failed", "parse_failed", "invalid_input", "skipped", "eliminated", "undefined", "too_long", "error"]
 STATUSES: tuple[Status, ...] = get_args(Status)
 """Every :data:`Status`, in the order above."""
+
+CrossvalStatus = Literal["kept", "dropped", "not_run", "no_function", "duplicate", "not_checked"]
+"""What AutoIF's cross-validation did with a constraint or a verifier function (``crossval_status`` in its
+side tables under ``<out>/_autoif/``; the data rows themselves keep the :data:`Status` values)."""
+CROSSVAL_STATUSES: tuple[CrossvalStatus, ...] = get_args(CrossvalStatus)

@@ -1,8 +1,11 @@
-"""Helpers for the endpoint tests: a quick retry policy and seed rows."""
+"""Helpers for the endpoint tests: a quick retry policy, seed rows, waits with a deadline."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import time
+from collections.abc import Callable
 
 from hfevol.backends.retry import RetryPolicy
 
@@ -19,3 +22,12 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+async def wait_until(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
+    """Poll ``condition`` from a coroutine until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after {timeout:.0f} s waiting for {what}")
+        await asyncio.sleep(0.01)

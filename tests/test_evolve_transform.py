@@ -129,6 +129,7 @@ def test_sampling_params_round_trip_and_reject_unknown_keys():
 
 def test_metadata_names_backend_prompts_and_sampling():
     meta = EvolInstruct(backend=ScriptedBackend(), operations=("deepen",), seed=5).metadata()
-    assert meta["backend"] == {"backend": "scripted", "reply": ScriptedBackend().reply}
+    assert meta["backend"] == {"kind": "scripted", "model": None, "revision": None, "served_model": None}  # the record's backend shape
+    assert meta["stage"] == "evol_instruct" and meta["round"] == 1 and meta["sampling"]["temperature"] == 0.7
     assert meta["seed"] == 5 and meta["operations"] == ["deepen"]
     assert len(meta["prompt_versions"]["deepen"]) == 12

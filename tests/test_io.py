@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -77,7 +78,10 @@ def test_write_output_loads_back_with_datasets(tmp_path: Path):
     write_output(Dataset.from_list(ROWS), tmp_path / "out", {"stages": []})
     back = load_dataset(str(tmp_path / "out"), split="train")
     assert back.to_list() == ROWS
-    assert json.loads((tmp_path / "out" / RUN_FILE).read_text()) == {"stages": []}
+    run = json.loads((tmp_path / "out" / RUN_FILE).read_text())
+    assert run["stages"] == [] and run["schema_version"] >= 1
+    data = tmp_path / "out" / "data" / "train.parquet"  # the record lists each data file with its own digest and row count
+    assert run["files"] == [{"path": "data/train.parquet", "sha256": hashlib.sha256(data.read_bytes()).hexdigest(), "rows": len(ROWS)}]
 
 
 # -- unreadable seed files: one line naming the file and the line ---------------------------

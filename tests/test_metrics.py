@@ -78,13 +78,14 @@ def test_empty_input_is_refused(tiny_lm_dir, monkeypatch):
         evaluate.load("metrics/ifd").compute(instructions=[], responses=[], model_id=tiny_lm_dir)
 
 
+@pytest.mark.slow  # three fresh interpreters that import evaluate and torch: 20 s idle, a minute on a busy machine
 def test_bare_name_loads_offline_after_install_metrics(tmp_path, tiny_lm_dir):
     # a fresh interpreter and an empty modules cache, away from the repository (no ./ic_ifd folder)
     env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_EVALUATE_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
     hfevol = [sys.executable, "-m", "hfevol.cli"]
-    before = subprocess.run([sys.executable, "-c", "import evaluate; evaluate.load('ic_ifd')"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    before = subprocess.run([sys.executable, "-c", "import evaluate; evaluate.load('ic_ifd')"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert before.returncode != 0 and "Couldn't find a module script" in before.stderr
-    done = subprocess.run([*hfevol, "install-metrics"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run([*hfevol, "install-metrics"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True, timeout=300)
     assert "evaluate-metric--ic_ifd" in done.stdout
     script = (
         "import evaluate\n"
@@ -92,7 +93,7 @@ def test_bare_name_loads_offline_after_install_metrics(tmp_path, tiny_lm_dir):
         f"r = m.compute(instructions=['Say hi.'], responses=['Hi!'], model_id={tiny_lm_dir!r}, device='cpu')\n"
         "print(type(m).__name__, round(r['ic_ifd'][0] - r['loss_a_given_q'][0] / (r['loss_q'][0] * r['loss_a'][0]), 12))\n"
     )
-    after = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    after = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert after.returncode == 0, after.stderr
     assert after.stdout.split() == ["ICIFD", "0.0"]
 

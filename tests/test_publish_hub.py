@@ -236,7 +236,9 @@ def test_cli_publish_and_releases(hub, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "publish v1 to Hub dataset alice/evolved: published" in printed
     assert f'load_dataset("{REPO}", revision="v1")' in printed
-    assert main(["publish", str(out), "--repo", REPO, "--version", "v1"]) == 2
+    assert main(["publish", str(out), "--repo", REPO, "--version", "v1"]) == 0  # the same command again: nothing to do
+    assert "publish v1 to Hub dataset alice/evolved: unchanged" in capsys.readouterr().out
+    assert main(["publish", str(make_output(tmp_path / "b", tag="b")), "--repo", REPO, "--version", "v1"]) == 2
     assert "already has release v1" in capsys.readouterr().err
     assert main(["releases", REPO]) == 0
     assert "v1" in capsys.readouterr().out

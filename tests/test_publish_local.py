@@ -13,7 +13,7 @@ from hub.metadata import validate_card_yaml
 
 from hfevol.errors import ConfigError, DatasetNotFoundError, EmptyDatasetError, NotHfevolOutputError, PublishError, ReleaseExistsError
 from hfevol.publish import list_releases, publish
-from hfevol.publish.card import CardOptions, render_card, size_category
+from hfevol.publish.card import CardOptions, build_view, render_card, size_category
 from hfevol.publish.release import default_local_dir
 from hfevol.publish.source import read_source
 from hfevol.publish.versions import check_version, version_key
@@ -94,7 +94,7 @@ def test_input_folder_checks(tmp_path):
     with pytest.raises(NotHfevolOutputError, match="no parquet"):
         read_source(tmp_path / "plain")
     (tmp_path / "plain" / "hfevol_run.json").write_text("[1, 2]")
-    with pytest.raises(NotHfevolOutputError, match="stages"):
+    with pytest.raises(NotHfevolOutputError, match="not an hfevol run record"):
         read_source(tmp_path / "plain")
     with pytest.raises(EmptyDatasetError, match="no rows"):
         read_source(make_output(tmp_path / "empty", 0))
@@ -136,8 +136,10 @@ def test_versions_sort_by_value():
 def test_card_metadata_and_sections_follow_the_data(tmp_path):
     from huggingface_hub import DatasetCard, DatasetCardData
 
-    full = make_output(tmp_path / "full", 5, configs=["round_1", "round_2"], car=True, license="apache-2.0")
-    card = render_card(read_source(full), CardOptions(language=["en", "fr"]), repo_id="lab/evolved", version="v3", earlier=["v1", "v2"], plots={"ic_ifd": "plots/ic_ifd.png"})
+    full = make_output(tmp_path / "full", 5, configs=["round_1", "round_2"], car=True)
+    view = build_view(read_source(full), CardOptions(license="apache-2.0", language=["en", "fr"]), repo_id="lab/evolved", version="v3", earlier=["v1", "v2"])
+    assert [(p.config, p.column, p.path) for p in view.plots] == [(c, col, f"plots/{c}/{col}.png") for c in ("round_1", "round_2") for col in ("ic_ifd", "ifd")]
+    card = render_card(view)
     assert validate_card_yaml(str(card)) == []
     data = DatasetCard(str(card)).data
     assert isinstance(data, DatasetCardData)
@@ -149,12 +151,12 @@ def test_card_metadata_and_sections_follow_the_data(tmp_path):
     assert 'load_dataset("lab/evolved", "round_1", revision="v3")' in body
     assert "| `round_2` | `evol_status` | failed | 2 |" in body  # rows 0 and 3 of 5 failed
     assert "| `round_1` | `ic_ifd` | 5 | 0.2700 |" in body  # mean of 0.25..0.29
-    assert "![Distribution of ic_ifd](plots/ic_ifd.png)" in body
+    assert "![Distribution of ic_ifd in round_1](plots/round_1/ic_ifd.png)" in body and "![Distribution of ifd in round_2](plots/round_2/ifd.png)" in body
     assert "@article{hui2024smaller," in body and "arXiv:2412.11231" in body
     assert "@article{xu2024stronger," in body and "arXiv:2411.07133" in body
 
     bare = make_output(tmp_path / "bare", 3, scores=False)
-    body = render_card(read_source(bare), CardOptions(), repo_id=None, version="v1", earlier=[], plots={}).text
+    body = render_card(build_view(read_source(bare), CardOptions(), repo_id=None, version="v1", earlier=[])).text
     assert "## Scores" not in body and "## Compatibility-adjusted reward" not in body and "![" not in body
     assert 'load_dataset("path/to/this/folder")' in body and "revision=" not in body.split("## How the data was made")[0]
 
@@ -166,3 +168,102 @@ def test_streamed_file_ids_match_git_and_sha256(tmp_path):
     path.write_bytes(bytes(range(256)) * 9000)  # over two read blocks
     assert file_blob_id(path) == subprocess.run(["git", "hash-object", str(path)], capture_output=True, text=True, check=True).stdout.strip()
     assert file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_commit_holding_files_that_were_not_sent_is_not_tagged(tmp_path, monkeypatch):
+    import hfevol.publish.git as plumbing
+    from hfevol.errors import UploadError
+
+    a, b = make_output(tmp_path / "a", tag="a"), make_output(tmp_path / "b", tag="b")
+    release = tmp_path / "release"
+    publish(a, version="v1", local_dir=release)
+    v1_readme = (release / "README.md").read_text()
+    real = plumbing.build_commit
+    intruder = make_output(tmp_path / "other", 3, tag="other") / "data/train.parquet"
+
+    def with_another_runs_file(folder, files, delete, message, parent):  # what a second publish could slip in
+        return real(folder, {**files, "data/train-0123456789ab.parquet": intruder}, delete, message, parent)
+
+    monkeypatch.setattr(plumbing, "build_commit", with_another_runs_file)
+    with pytest.raises(UploadError, match=r"data/train-0123456789ab.parquet \(not sent\).*not tagged"):
+        publish(b, version="v2", local_dir=release)
+    assert _git(release, "tag", "--list").split() == ["v1"]
+    assert (release / "README.md").read_text() == v1_readme  # the folder still shows v1
+    monkeypatch.undo()
+    again = publish(b, version="v2", local_dir=release)  # the same call, without the intruder
+    assert again.status == "published"
+    assert "data/train-0123456789ab.parquet" not in _git(release, "ls-tree", "-r", "--name-only", "v2").split()
+
+
+def test_edits_in_the_release_folder_are_refused_with_a_hint_that_clears_them(tmp_path):
+    import shlex
+
+    release = tmp_path / "release"
+    publish(make_output(tmp_path / "a", tag="a"), version="v1", local_dir=release)
+    (release / "README.md").write_text("edited by hand")
+    (release / "data" / "mine.parquet").write_bytes(b"not released")
+    b = make_output(tmp_path / "b", tag="b")
+    with pytest.raises(PublishError, match="uncommitted changes") as info:
+        publish(b, version="v2", local_dir=release)
+    command = info.value.hint.split("`")[1]
+    subprocess.run(shlex.split(command), check=True, capture_output=True)
+    assert publish(b, version="v2", local_dir=release).status == "published"
+
+
+def _printed_load(printed: str, version: str) -> tuple[str, list[str]]:
+    """The shell line and the ``ds = ...`` Python lines that `hfevol publish` printed to load ``version``."""
+    block = printed.split(f"load {version} ", 1)[1].splitlines()[1:]
+    setup = block[0].strip()
+    return setup, [line.strip().removeprefix("ds = ") for line in block[2:] if line.strip().startswith("ds = ")]
+
+
+def test_the_printed_load_hint_and_the_card_load_every_config_of_that_version_after_later_releases(tmp_path, capsys):
+    import shlex
+
+    import datasets
+
+    from hfevol.cli import main
+
+    a = make_output(tmp_path / "a", 4, configs=["round_1", "round_2"], tag="a")
+    (a / "data/round_2/train.parquet").write_bytes((make_output(tmp_path / "x", 3, tag="x") / "data/train.parquet").read_bytes())
+    expected = [pq.read_table(a / f"data/{c}/train.parquet").to_pylist() for c in ("round_1", "round_2")]
+    release = tmp_path / "release"
+    assert main(["publish", str(a), "--version", "v1", "--local-dir", str(release)]) == 0
+    setup, lines = _printed_load(capsys.readouterr().out, "v1")
+    assert len(lines) == 2  # one per round, not only the last one
+    publish(make_output(tmp_path / "b", 5, tag="b"), version="v2", local_dir=release)
+    # revision= does not select a version of a local folder (the reason for the checkout line)
+    assert datasets.load_dataset(str(release), revision="v1", split="train").num_rows == 5
+
+    subprocess.run(shlex.split(setup), check=True, capture_output=True)
+    loaded = [eval(line, {"load_dataset": datasets.load_dataset}) for line in lines]  # noqa: S307 - the printed code itself
+    assert [ds["train"].to_list() for ds in loaded] == expected
+
+    card = _git(release, "show", "v1:README.md")
+    for tag in ("v1", "v2"):  # nothing published holds a local path
+        assert subprocess.run(["git", "-C", str(release), "grep", "-q", str(tmp_path), tag]).returncode == 1
+    shell = [line for line in card.splitlines() if "worktree add" in line]
+    assert len(shell) == 1 and str(tmp_path) not in card
+    mine = str(tmp_path / "from-card")
+    shell_line = shell[0].replace("path/to/this/folder-v1", mine).replace("path/to/this/folder", str(release))
+    subprocess.run(shlex.split(shell_line), check=True, capture_output=True)
+    card_lines = [line.removeprefix("ds = ").replace("path/to/this/folder-v1", mine) for line in card.splitlines() if line.startswith('ds = load_dataset("path/to/this/folder-v1"')]
+    assert [eval(line, {"load_dataset": datasets.load_dataset})["train"].to_list() for line in card_lines] == expected  # noqa: S307
+
+
+def test_changes_staged_by_hand_are_refused_and_kept(tmp_path):
+    out = make_output(tmp_path / "a", tag="a")
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    _git(fresh, "init", "-q", "-b", "main")
+    (fresh / "notes.txt").write_text("mine")
+    _git(fresh, "add", "notes.txt")
+    with pytest.raises(PublishError, match="staged changes that are not a release"):
+        publish(out, version="v1", local_dir=fresh)
+    release = tmp_path / "release"
+    publish(out, version="v1", local_dir=release)
+    (release / "notes.txt").write_text("mine")
+    _git(release, "add", "notes.txt")
+    with pytest.raises(PublishError, match="staged changes that are not a release"):
+        publish(make_output(tmp_path / "b", tag="b"), version="v2", local_dir=release)
+    assert (fresh / "notes.txt").read_text() == (release / "notes.txt").read_text() == "mine"

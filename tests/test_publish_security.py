@@ -39,7 +39,7 @@ def test_token_appears_in_no_file_log_output_or_exception(hub, tmp_path, capfd, 
     texts.append("".join(traceback.format_exception(failed.value)))
     hub.fail_next("commit")
     assert main(["publish", str(tmp_path / "out2"), "--repo", REPO, "--version", "v2"]) == 2
-    assert main(["publish", str(out), "--repo", REPO, "--version", "v1"]) == 2  # existing tag
+    assert main(["publish", str(tmp_path / "out2"), "--repo", REPO, "--version", "v1"]) == 2  # existing tag, other content
     with pytest.raises(PublishError) as refused:
         publish_from(tmp_path / "release", REPO, version="v9")
     texts.append("".join(traceback.format_exception(refused.value)))
@@ -69,3 +69,29 @@ def test_a_release_whose_files_hold_the_token_is_refused(hub, tmp_path):
     assert not any(p.endswith("/commit/main") for _, p, _ in hub.requests)
     searched, leaking = _files_with(tmp_path / "hub-store", TOKEN.encode())
     assert leaking == []
+
+
+@pytest.mark.parametrize("login", [False, True], ids=["HF_TOKEN", "stored-login"])
+def test_a_local_release_whose_files_hold_the_token_is_refused(tmp_path, monkeypatch, capsys, login):
+    import subprocess
+
+    import huggingface_hub.constants as hc
+
+    from hfevol.cli import main
+
+    if login:
+        Path(hc.HF_TOKEN_PATH).parent.mkdir(parents=True, exist_ok=True)
+        Path(hc.HF_TOKEN_PATH).write_text(TOKEN)
+    else:
+        monkeypatch.setenv("HF_TOKEN", TOKEN)
+    out = make_output(tmp_path / "out")
+    (out / "car.md").write_text(f"| generator | note |\n| --- | --- |\n| a | {TOKEN} |\n")
+    release = tmp_path / "release"
+    with pytest.raises(PublishError, match="car.md contains your Hub token") as info:
+        publish(out, version="v1", local_dir=release)
+    assert TOKEN not in "".join(traceback.format_exception(info.value))
+    assert main(["publish", str(out), "--version", "v1", "--local-dir", str(release), "--repo", REPO]) == 2
+    assert TOKEN not in capsys.readouterr().err
+    refs = subprocess.run(["git", "-C", str(release), "for-each-ref"], capture_output=True, text=True, check=True).stdout
+    assert refs == ""  # no commit, no tag
+    assert [p.name for p in release.iterdir()] == [".git"]

@@ -50,7 +50,7 @@ def test_kill_9_halfway_then_rerun_repeats_no_finished_request(tmp_path):
         while len(srv.generations()) < 100 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.005)
         os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        proc.wait(timeout=30)
         assert proc.returncode == -signal.SIGKILL
         first_run = srv.generations()
         assert 100 <= len(first_run) < 200  # killed halfway

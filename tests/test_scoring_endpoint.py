@@ -133,7 +133,7 @@ def test_cli_scores_through_the_endpoint(engine, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert f"through {srv.url}" in printed and re.search(r"\bok +2\n", printed)
     stage = json.loads((out / "hfevol_run.json").read_text())["stages"][0]
-    assert stage["model"]["model"] == "HuggingFaceTB/SmolLM2-135M-Instruct" and stage["logprobs"].startswith("tgi prefill")
+    assert stage["backend"]["served_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct" and stage["backend"]["kind"] == "tgi" and stage["logprobs"].startswith("tgi prefill")
 
 
 # -- vLLM: /tokenize ids as the prompt, prompt_logprobs ------------------------------------

@@ -111,8 +111,8 @@ def test_cli_scores_through_vllm(tmp_path, capsys):
         assert main(["score", "--dataset", str(_seeds(tmp_path)), "--out", str(out), "--endpoint", srv.url + "/v1", "--endpoint-api", "openai"]) == 0
     assert f"through {srv.url}" in capsys.readouterr().out
     stage = json.loads((out / "hfevol_run.json").read_text())["stages"][0]
-    assert stage["logprobs"] == "vllm prompt_logprobs" and stage["endpoint"]["backend"] == "openai"
-    assert stage["endpoint"]["server"]["max_model_len"] == 8192
+    assert stage["logprobs"] == "vllm prompt_logprobs" and stage["backend"]["kind"] == "openai" and stage["backend"]["served_model"]
+    assert stage["backend"]["details"]["server"]["max_model_len"] == 8192
     assert json.loads((out / "hfevol_run.json").read_text())["summary"]["mean_ic_ifd"] == pytest.approx(4.0)
 
 

@@ -62,6 +62,10 @@ class SamplingParams:
         return cls(**{k: (tuple(v) if k == "stop" else v) for k, v in data.items()})
 
 
+Route = Literal["chat", "generate", "completions"]
+"""An endpoint's generation route: ``chat`` (the server applies the chat template), TGI's ``generate`` or
+OpenAI's ``completions`` (both take a prompt rendered here, which needs ``hfevol[tokenizer]``)."""
+
 GREEDY = SamplingParams(temperature=0.0, top_p=1.0)
 
 

@@ -1,4 +1,10 @@
-"""What every inference-server backend shares: settings, start-up check, per-loop transports, sync and async paths."""
+"""What every inference-server backend shares: settings, start-up check, per-loop transports, sync and async paths.
+
+A subclass says what to send and how to read the answer (:meth:`EndpointBackend.build`,
+:meth:`EndpointBackend.parse`, :meth:`EndpointBackend._probe`); the
+:class:`~hfevol.backends.transport.Transport` sends. Which token goes where is
+:mod:`hfevol.backends.auth`'s decision.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import abc
 import asyncio
 import concurrent.futures
 import dataclasses
-import os
+import logging
 import re
 import threading
 import weakref
@@ -16,17 +22,18 @@ from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, EndpointError, EndpointUnreachableError
-from .base import Backend, GenerationRequest, GenerationResult
+from ..extras import require
+from .auth import CREDENTIAL_HEADERS, choose_token
+from .base import Backend, GenerationRequest, GenerationResult, Route
 from .retry import RetryPolicy
-from .transport import Channel, EndpointStats, Transport
+from .transport import Endpoint, EndpointStats, HttpCall, Transport, TransportFactory
 
 T = TypeVar("T")
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_MAX_IN_FLIGHT = 128
 """Requests in flight per endpoint: TGI's default ``max_concurrent_requests``."""
-
-_SECRET_HEADERS = ("authorization", "proxy-authorization", "api-key", "x-api-key", "cookie")
-
 
 def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine to completion from sync code, also when this thread already runs a loop (a notebook)."""
@@ -39,18 +46,29 @@ def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 def _normalise_url(url: Any) -> str:
+    """The API root of an endpoint URL; every message about a bad one shows it without its secrets (:func:`~hfevol.redact.redact_url`)."""
+    from ..redact import redact_url
+
     if not isinstance(url, str) or not url.strip():
-        raise ConfigError(f"endpoint URL {url!r} must be a non-empty string", hint="for example http://127.0.0.1:8080")
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"endpoint URL {url!r} must start with http:// or https:// and name a host", hint="for example http://127.0.0.1:8080")
+        shown = repr(redact_url(url)) if isinstance(url, str) else f"of type {type(url).__name__}"
+        raise ConfigError(f"endpoint URL {shown} must be a non-empty string", hint="for example http://127.0.0.1:8080")
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018  a port that is not a number raises here
+    except ValueError:
+        raise ConfigError(f"endpoint URL {redact_url(url)!r} is not a valid URL", hint="for example http://127.0.0.1:8080") from None
     if parts.username or parts.password:
         raise ConfigError(
-            "endpoint URLs must not hold credentials (user:password@host)",
-            hint="put the token in an environment variable (HF_TOKEN, or one named by token_env).",
+            f"endpoint URL {redact_url(url)!r} must not hold credentials (user:password@host)",
+            hint="put the key in an environment variable and name it with token_env (the CLI: --token-env).",
         )
     if parts.query or parts.fragment:
-        raise ConfigError(f"endpoint URL {url!r} must not have a query or fragment")
+        raise ConfigError(
+            f"endpoint URL {redact_url(url)!r} must not have a query or fragment",
+            hint="give the server's root URL; a key goes in an environment variable named with token_env (the CLI: --token-env).",
+        )
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"endpoint URL {redact_url(url)!r} must start with http:// or https:// and name a host", hint="for example http://127.0.0.1:8080")
     path = parts.path.rstrip("/")
     path = path[: -len("/v1")] if path.endswith("/v1") else path  # the API root: routes are appended to it
     return f"{parts.scheme}://{parts.netloc}{path}"
@@ -67,7 +85,8 @@ class EndpointBackend(Backend):
         max_in_flight: requests in flight per endpoint (default 128, TGI's default
             ``max_concurrent_requests``; lowered to what TGI's ``/info`` announces).
         retry: attempts, time budget and per-attempt time-out (:class:`RetryPolicy`).
-        headers: extra HTTP headers. Credentials do not belong here.
+        headers: extra HTTP headers. Credentials do not belong here (:data:`CREDENTIAL_HEADERS` are
+            refused); the values are sent but never recorded, described or shown.
         token_env: name of the environment variable that holds the server's key. By
             default the Hugging Face token (``HF_TOKEN`` or ``hf auth login``) is sent, but
             only when every URL is a Hugging Face host (Inference Endpoints, Spaces, the
@@ -80,6 +99,10 @@ class EndpointBackend(Backend):
             Hub id; default: the served model id.
         top_n_tokens: when > 0, ask for the log-probability of each generated token and
             the top ``n`` alternatives (``GenerationResult.logprobs``/``top_logprobs``).
+        transport_factory: builds the ``httpx2`` transport of each connection pool instead
+            of real connections, for example ``lambda: httpx2.MockTransport(handler)``:
+            tests of a backend without a server. Not a setting: never pickled, described
+            or part of the cache key.
 
     The start-up check (:meth:`check`) runs before the first request: it reads the
     served model id and revision (they go into :meth:`describe` and the cache key) and
@@ -92,18 +115,21 @@ class EndpointBackend(Backend):
     """
 
     urls: str | Sequence[str] = ()
-    route: str = "chat"
+    route: Route = "chat"
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     token_env: str | None = None
     model: str | None = None
     tokenizer: str | None = None
     top_n_tokens: int = 0
+    transport_factory: TransportFactory | None = field(default=None, repr=False, compare=False)
 
-    ROUTES: ClassVar[tuple[str, ...]] = ("chat",)
-    CLIENT_TEMPLATE_ROUTES: ClassVar[tuple[str, ...]] = ()
+    ROUTES: ClassVar[tuple[Route, ...]] = ("chat",)
+    CLIENT_TEMPLATE_ROUTES: ClassVar[tuple[Route, ...]] = ()
     """Routes that take a raw prompt, so the chat template is rendered here."""
+    SCORING: ClassVar[PromptScoring]
+    """How this kind of server gives prompt log-probabilities (endpoint scoring)."""
 
     def __post_init__(self) -> None:
         raw = [self.urls] if isinstance(self.urls, str) else list(self.urls)
@@ -114,6 +140,8 @@ class EndpointBackend(Backend):
             raise ConfigError(f"endpoint URLs are listed twice: {list(self.urls)}")
         if self.route not in self.ROUTES:
             raise ConfigError(f"route={self.route!r} is not one of {list(self.ROUTES)} for {self.kind}")
+        if self.route in self.CLIENT_TEMPLATE_ROUTES:
+            require("tokenizer", f"route={self.route!r} (the chat template is rendered here; route='chat' needs nothing)", "transformers")
         if not (isinstance(self.max_in_flight, int) and self.max_in_flight >= 1):
             raise ConfigError(f"max_in_flight={self.max_in_flight!r} must be an integer >= 1")
         if not isinstance(self.retry, RetryPolicy):
@@ -122,9 +150,9 @@ class EndpointBackend(Backend):
         for name, value in self.headers.items():
             if not isinstance(name, str) or not isinstance(value, str):
                 raise ConfigError("headers must map strings to strings")
-            if name.lower() in _SECRET_HEADERS:
+            if name.strip().lower() in CREDENTIAL_HEADERS:
                 raise ConfigError(
-                    f"header {name!r} would carry a credential in the configuration",
+                    f"header {name!r} would carry a credential on the command line or in the configuration",
                     hint="put the key in an environment variable and name it with token_env (the CLI: --token-env).",
                 )
         if self.token_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(self.token_env)):
@@ -135,16 +163,33 @@ class EndpointBackend(Backend):
     # -- hooks for subclasses ----------------------------------------------------------
 
     @abc.abstractmethod
-    async def _probe(self, channel: Channel) -> dict[str, Any]:
-        """Ask one endpoint what it serves: ``{"model", "revision", "max_concurrent_requests", "server"}``."""
+    async def _probe(self, transport: Transport, endpoint: Endpoint) -> dict[str, Any]:
+        """Ask one endpoint (through ``transport.call(..., endpoint=endpoint)``) what it serves: ``{"model", "revision", "max_concurrent_requests", "server"}``."""
 
     @abc.abstractmethod
-    async def _send(self, channel: Channel, request: GenerationRequest) -> GenerationResult:
-        """One attempt of one request: build it, send it through ``channel``, parse the answer."""
+    def build(self, request: GenerationRequest) -> HttpCall:
+        """The HTTP request (method, path, JSON body) that generates ``request`` on this route; no I/O.
+
+        Routes that render the chat template here need the start-up check to have run
+        (the template and the served model id come from it).
+        """
+
+    @abc.abstractmethod
+    def parse(self, body: Any, request: GenerationRequest, *, url: str) -> GenerationResult:
+        """The result in the JSON ``body`` the server at ``url`` answered to :meth:`build`'s request; no I/O.
+
+        Raises:
+            EndpointError: the body is not this route's answer (cause ``malformed``).
+        """
 
     def _identity_extras(self) -> dict[str, Any]:
         """Settings of the subclass that change what the server answers (part of the cache key)."""
         return {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("transport_factory", None)  # a test's stand-in for the network, not a setting
+        return state
 
     # -- runtime state (never pickled) -------------------------------------------------
 
@@ -164,19 +209,12 @@ class EndpointBackend(Backend):
         return self._stats
 
     def _token(self) -> str | None:
-        if self.token_env is not None:
-            value = os.environ.get(self.token_env)
-            if not value:
-                raise ConfigError(f"environment variable {self.token_env} (token_env) is not set or empty")
-            return value
-        if not all(is_hf_host(url) for url in self.urls):
-            return None  # the Hugging Face token is not for other servers
-        from huggingface_hub import get_token
-
-        return get_token()
+        return choose_token(self.urls, self.token_env)
 
     def _new_transport(self, limits: Sequence[int], policy: RetryPolicy, stats: EndpointStats) -> Transport:
-        return Transport(self.urls, limits=limits, policy=policy, headers=dict(self.headers), token=self._token(), stats=stats)
+        return Transport(
+            self.urls, limits=limits, policy=policy, headers=dict(self.headers), token=self._token(), stats=stats, transport_factory=self.transport_factory
+        )
 
     # -- start-up check ----------------------------------------------------------------
 
@@ -201,7 +239,7 @@ class EndpointBackend(Backend):
         policy = dataclasses.replace(self.retry, max_attempts=min(self.retry.max_attempts, 3))
         transport = self._new_transport([1] * len(self.urls), policy, EndpointStats())  # probes are not the run's requests
         try:
-            found = [await transport.call(self._probe, endpoint=e) for e in transport.endpoints]
+            found = [await self._probe(transport, e) for e in transport.endpoints]
         except EndpointError as exc:
             if exc.cause not in ("connection", "timeout"):
                 raise
@@ -221,7 +259,11 @@ class EndpointBackend(Backend):
             server_limit = f.get("max_concurrent_requests")
             limits.append(min(self.max_in_flight, server_limit) if isinstance(server_limit, int) and server_limit > 0 else self.max_in_flight)
         served = {"model": found[0]["model"], "revision": found[0].get("revision"), "limits": limits, "server": found[0].get("server", {})}
+        for url, limit in zip(self.urls, limits):
+            logger.info("%s serves %s (revision %s); up to %d requests in flight", url, served["model"], served["revision"] or "-", limit)
         if self.route in self.CLIENT_TEMPLATE_ROUTES:
+            from ..models.loading import load_template_tokenizer
+
             self._template = load_template_tokenizer(
                 self.tokenizer or served["model"],
                 purpose=f"route {self.route!r}",
@@ -277,7 +319,7 @@ class EndpointBackend(Backend):
     async def agenerate(self, request: GenerationRequest) -> GenerationResult:
         transport = await self._transport()
         try:
-            return await transport.call(lambda channel: self._send(channel, request))
+            return await transport.call(self.build(request), lambda body, url: self.parse(body, request, url=url))
         except EndpointError as exc:
             if exc.fatal:
                 raise
@@ -315,70 +357,38 @@ class EndpointBackend(Backend):
         """The prompt of a raw-prompt route: the request's messages through the chat template."""
         return self._template.apply_chat_template(request.as_messages(), tokenize=False, add_generation_prompt=True)
 
+    # -- what endpoint scoring needs to know about the server --------------------------
 
-HF_HOST_SUFFIXES = ("huggingface.co", "hf.co", "huggingface.cloud", "hf.space")
-"""Hosts (and their subdomains) that receive the Hugging Face token by default."""
+    @property
+    def sends_ids(self) -> bool:
+        """Whether prompt log-probs are asked for token ids (vLLM) rather than for a text (TGI)."""
+        return self.SCORING.sends_ids
 
+    def prompt_limit(self) -> tuple[int | None, str]:
+        """The most tokens a scored prompt may have (None: the server does not say), and the rule that sets it.
 
-def is_hf_host(url: str) -> bool:
-    """Whether ``url``'s host is a Hugging Face host (:data:`HF_HOST_SUFFIXES`, or ``HF_ENDPOINT``'s host)."""
-    from urllib.parse import urlsplit
-
-    host = (urlsplit(url).hostname or "").lower()
-    hub = (urlsplit(os.environ.get("HF_ENDPOINT", "")).hostname or "").lower()
-    return bool(host) and (host == hub or any(host == s or host.endswith("." + s) for s in HF_HOST_SUFFIXES))
-
-
-def load_template_tokenizer(name: str, *, purpose: str, hint: str) -> Any:
-    """The transformers tokenizer ``name`` (``"embedded"``, a folder, a cached Hub id), which must have a chat template.
-
-    Raises:
-        ConfigError: it cannot be loaded, or has no chat template; ``purpose`` says what needs it.
-    """
-    from ..models.loading import resolve_model
-
-    try:
-        from transformers import AutoTokenizer
-
-        source, _ = resolve_model(name)
-        tokenizer = AutoTokenizer.from_pretrained(source)
-    except Exception as exc:
-        raise ConfigError(f"{purpose} renders the chat template here, but tokenizer {name!r} cannot be loaded: {str(exc).splitlines()[0]}", hint=hint) from exc
-    if not tokenizer.chat_template:
-        raise ConfigError(f"tokenizer {name!r} has no chat template, which {purpose} needs", hint=hint)
-    return tokenizer
+        Runs the start-up check once.
+        """
+        rule = self.SCORING.limit_field + (" less the generated token" if self.SCORING.reserved else "")
+        limit = self.check().get("server", {}).get(self.SCORING.limit_field)
+        return (limit - self.SCORING.reserved if isinstance(limit, int) else None), rule
 
 
-def chat_kwargs(request: GenerationRequest) -> dict[str, Any]:
-    """Sampling settings of the OpenAI-style chat API (TGI's Messages API takes the same)."""
-    p = request.params
-    kwargs: dict[str, Any] = {"max_tokens": p.max_new_tokens, "temperature": 0.0 if p.greedy else p.temperature, "seed": request.seed}
-    if not p.greedy and p.top_p < 1.0:
-        kwargs["top_p"] = p.top_p
-    if p.stop:
-        kwargs["stop"] = list(p.stop)
-    return kwargs
+@dataclass(frozen=True)
+class PromptScoring:
+    """How a kind of server gives prompt log-probabilities, for endpoint scoring (:mod:`hfevol.scoring.endpoint`)."""
 
-
-def parse_chat(out: Any, *, url: str, logprobs: bool) -> GenerationResult:
-    """A :class:`GenerationResult` from a ``ChatCompletionOutput``; a body without a message is malformed."""
-    choices = getattr(out, "choices", None)
-    if not choices or getattr(choices[0], "message", None) is None:
-        raise EndpointError(f"{url} answered without choices[0].message", cause="malformed", url=url)
-    choice = choices[0]
-    text = choice.message.content
-    if not isinstance(text, str):
-        raise EndpointError(f"{url} answered with a message whose content is {type(text).__name__}, not text", cause="malformed", url=url)
-    usage = getattr(out, "usage", None)
-    values = tops = None
-    if logprobs and getattr(choice, "logprobs", None) is not None and choice.logprobs.content:
-        values = tuple(float(t.logprob) for t in choice.logprobs.content)
-        tops = tuple(tuple((a.token, float(a.logprob)) for a in (t.top_logprobs or ())) for t in choice.logprobs.content)
-    return GenerationResult(
-        text=text,
-        finish_reason="length" if choice.finish_reason == "length" else "stop",
-        prompt_tokens=getattr(usage, "prompt_tokens", None),
-        completion_tokens=getattr(usage, "completion_tokens", None),
-        logprobs=values,
-        top_logprobs=tops,
-    )
+    server: str
+    """The server's name in messages (``"TGI"``, ``"vLLM"``)."""
+    label: str
+    """Where the log-probs come from, named in the scores' metadata (``logprobs``)."""
+    limit_field: str
+    """The field of the start-up check's ``server`` description that bounds a prompt."""
+    reserved: int
+    """Tokens of that limit that the one generated token takes."""
+    sends_ids: bool
+    """Prompts go out as ``/tokenize`` ids (so they can be cut to ``max_length``, and chat mode works), not as texts."""
+    tokenize_refusals: tuple[str, ...]
+    """Causes of a failed ``/tokenize`` that mean "this server has no such route"."""
+    hint: str
+    """What to change when the server cannot score."""

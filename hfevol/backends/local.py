@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
+from ..extras import require_local
 from ..models.loading import EMBEDDED_MODEL, LoadedModel, load_model
 from .base import Backend, GenerationRequest, GenerationResult, SamplingParams
 
@@ -26,6 +27,10 @@ class TransformersBackend(Backend):
         batch_size: rows per forward batch.
         dtype: ``"auto"``, ``"float32"``, ``"bfloat16"`` or ``"float16"``.
         device: ``"auto"``, ``"cpu"`` or ``"cuda[:N]"``.
+
+    Raises:
+        MissingDependencyError: when built, without ``hfevol[local]`` (torch, transformers; and gguf,
+            accelerate for an embedded model).
     """
 
     model: str = EMBEDDED_MODEL
@@ -38,6 +43,7 @@ class TransformersBackend(Backend):
     def __post_init__(self) -> None:
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ConfigError(f"batch_size={self.batch_size!r} must be an integer >= 1")
+        require_local(f"TransformersBackend(model={self.model!r})", self.model)
 
     @property
     def loaded(self) -> LoadedModel:

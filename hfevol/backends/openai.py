@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..errors import ConfigError, EndpointError
-from .base import GenerationRequest, GenerationResult
-from .endpoint import EndpointBackend, chat_kwargs, parse_chat
-from .transport import Channel
+from .base import GenerationRequest, GenerationResult, Route
+from .chat import chat_call, chat_kwargs, parse_chat
+from .endpoint import EndpointBackend, PromptScoring
+from .transport import Endpoint, HttpCall, Transport
 
 
 @dataclass
@@ -17,12 +18,9 @@ class OpenAIBackend(EndpointBackend):
     """Generate with one or more OpenAI-compatible servers.
 
     Routes:
-        - ``"chat"`` (default): ``/v1/chat/completions`` through
-          ``huggingface_hub.AsyncInferenceClient(base_url=...)``; the server applies the
-          chat template.
+        - ``"chat"`` (default): ``/v1/chat/completions``; the server applies the chat template.
         - ``"completions"``: ``/v1/completions`` with a raw prompt; the chat template is
-          rendered here with ``tokenizer``. huggingface_hub has no client method for this
-          route, so the transport posts the JSON itself.
+          rendered here with ``tokenizer``.
 
     Args:
         extra_body: extra fields merged into every request body (for example vLLM's
@@ -42,8 +40,17 @@ class OpenAIBackend(EndpointBackend):
     extra_body: dict[str, Any] | None = None
 
     kind = "openai"
-    ROUTES: ClassVar[tuple[str, ...]] = ("chat", "completions")
-    CLIENT_TEMPLATE_ROUTES: ClassVar[tuple[str, ...]] = ("completions",)
+    ROUTES: ClassVar[tuple[Route, ...]] = ("chat", "completions")
+    CLIENT_TEMPLATE_ROUTES: ClassVar[tuple[Route, ...]] = ("completions",)
+    SCORING: ClassVar[PromptScoring] = PromptScoring(
+        server="vLLM",
+        label="vllm prompt_logprobs",
+        limit_field="max_model_len",
+        reserved=1,
+        sends_ids=True,
+        tokenize_refusals=("not_found", "rejected"),
+        hint="serve the model with vLLM, whose /tokenize and prompt_logprobs endpoint scoring reads; for TGI pass its URL or a TGIBackend (CLI: --endpoint-api tgi).",
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -53,31 +60,34 @@ class OpenAIBackend(EndpointBackend):
     def _identity_extras(self) -> dict[str, Any]:
         return {"extra_body": self.extra_body} if self.extra_body else {}
 
-    async def _probe(self, channel: Channel) -> dict[str, Any]:
-        listing = await channel.get_json("/v1/models")
+    async def _probe(self, transport: Transport, endpoint: Endpoint) -> dict[str, Any]:
+        return await transport.call(HttpCall("GET", "/v1/models"), self._parse_models, endpoint=endpoint)
+
+    def _parse_models(self, listing: Any, url: str) -> dict[str, Any]:
         data = listing.get("data") if isinstance(listing, dict) else None
         ids = [m.get("id") for m in data or () if isinstance(m, dict) and isinstance(m.get("id"), str)]
         if not ids:
-            raise EndpointError(f"{channel.url}/v1/models listed no model (is it an OpenAI-compatible server?)", cause="not_found", url=channel.url)
+            raise EndpointError(f"{url}/v1/models listed no model (is it an OpenAI-compatible server?)", cause="not_found", url=url)
         if self.model is not None and self.model not in ids:
-            raise ConfigError(f"model {self.model!r} is not served at {channel.url}; it serves {ids}")
+            raise ConfigError(f"model {self.model!r} is not served at {url}; it serves {ids}")
         chosen = self.model or ids[0]
-        entry = next(m for m in data if m.get("id") == chosen)
+        entry = next(m for m in data if isinstance(m, dict) and m.get("id") == chosen)
         server = {k: entry[k] for k in ("owned_by", "root", "max_model_len") if k in entry}
         return {"model": chosen, "revision": None, "server": server}
 
-    async def _send(self, channel: Channel, request: GenerationRequest) -> GenerationResult:
+    def build(self, request: GenerationRequest) -> HttpCall:
         if self.route == "chat":
-            kwargs = chat_kwargs(request)
-            if self.top_n_tokens:
-                kwargs.update(logprobs=True, top_logprobs=self.top_n_tokens)
-            out = await channel.hf.chat_completion(request.as_messages(), model=self._model_name(), extra_body=self.extra_body, **kwargs)
-            return parse_chat(out, url=channel.url, logprobs=bool(self.top_n_tokens))
+            return chat_call(request, self._model_name(), top_n_tokens=self.top_n_tokens, extra=self.extra_body)
         payload = {"model": self._model_name(), "prompt": self._render(request), **chat_kwargs(request)}
         if self.top_n_tokens:
             payload["logprobs"] = self.top_n_tokens
         payload.update(self.extra_body or {})
-        return _parse_completion(await channel.post_json("/v1/completions", payload), url=channel.url, logprobs=bool(self.top_n_tokens))
+        return HttpCall("POST", "/v1/completions", payload)
+
+    def parse(self, body: Any, request: GenerationRequest, *, url: str) -> GenerationResult:
+        if self.route == "chat":
+            return parse_chat(body, url=url, logprobs=bool(self.top_n_tokens))
+        return _parse_completion(body, url=url, logprobs=bool(self.top_n_tokens))
 
     async def atokenize(self, text: str, *, special_tokens: bool = True) -> list[int]:
         """Token ids of ``text`` from vLLM's ``/tokenize`` (the served model's own tokenizer).
@@ -92,15 +102,7 @@ class OpenAIBackend(EndpointBackend):
         """
         transport = await self._transport()
         payload = {"model": self._model_name(), "prompt": text, "add_special_tokens": special_tokens}
-
-        async def send(channel: Channel) -> list[int]:
-            out = await channel.post_json("/tokenize", payload)
-            tokens = out.get("tokens") if isinstance(out, dict) else None
-            if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
-                raise EndpointError(f"{channel.url}/tokenize did not answer with vLLM's list of tokens", cause="malformed", url=channel.url)
-            return tokens
-
-        return await transport.call(send)
+        return await transport.call(HttpCall("POST", "/tokenize", payload), _parse_tokenize)
 
     async def aprompt_logprobs(self, prompt: str | Sequence[int]) -> list[tuple[int, str, float | None]]:
         """(token id, token text, log-probability) of each prompt token under the served model.
@@ -120,11 +122,14 @@ class OpenAIBackend(EndpointBackend):
         ids = await self.atokenize(prompt) if isinstance(prompt, str) else [int(t) for t in prompt]
         transport = await self._transport()
         payload = {"model": self._model_name(), "prompt": ids, "max_tokens": 1, "temperature": 0.0, "prompt_logprobs": 1}
+        return await transport.call(HttpCall("POST", "/v1/completions", payload), lambda body, url: _parse_prompt_logprobs(body, ids, url=url))
 
-        async def send(channel: Channel) -> list[tuple[int, str, float | None]]:
-            return _parse_prompt_logprobs(await channel.post_json("/v1/completions", payload), ids, url=channel.url)
 
-        return await transport.call(send)
+def _parse_tokenize(body: Any, url: str) -> list[int]:
+    tokens = body.get("tokens") if isinstance(body, dict) else None
+    if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
+        raise EndpointError(f"{url}/tokenize did not answer with vLLM's list of tokens", cause="malformed", url=url)
+    return tokens
 
 
 def _parse_completion(body: Any, *, url: str, logprobs: bool) -> GenerationResult:

@@ -1,4 +1,4 @@
-"""Text Generation Inference (TGI) through ``huggingface_hub.AsyncInferenceClient``: build requests, parse answers."""
+"""Text Generation Inference (TGI): build requests, parse answers (the transport sends them)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..errors import ConfigError, EndpointError
-from .base import GenerationRequest, GenerationResult
-from .endpoint import EndpointBackend, chat_kwargs, parse_chat
-from .transport import Channel
+from .base import GenerationRequest, GenerationResult, Route
+from .chat import chat_call, parse_chat
+from .endpoint import EndpointBackend, PromptScoring
+from .transport import Endpoint, HttpCall, Transport
 
 
 @dataclass
@@ -18,9 +19,8 @@ class TGIBackend(EndpointBackend):
     Routes:
         - ``"chat"`` (default): the Messages API, ``/v1/chat/completions``; the server
           applies the model's chat template.
-        - ``"generate"``: TGI's native ``/generate`` (``text_generation`` with
-          ``details=True``, ``seed``, ``stop``, ``top_n_tokens`` and ``grammar``); the chat
-          template is rendered here with ``tokenizer``.
+        - ``"generate"``: TGI's native ``/generate`` (``details=True``, ``seed``, ``stop``,
+          ``top_n_tokens`` and ``grammar``); the chat template is rendered here with ``tokenizer``.
 
     Args:
         grammar: TGI grammar, ``{"type": "json", "value": <JSON schema>}`` or
@@ -36,8 +36,17 @@ class TGIBackend(EndpointBackend):
     grammar: dict[str, Any] | None = None
 
     kind = "tgi"
-    ROUTES: ClassVar[tuple[str, ...]] = ("chat", "generate")
-    CLIENT_TEMPLATE_ROUTES: ClassVar[tuple[str, ...]] = ("generate",)
+    ROUTES: ClassVar[tuple[Route, ...]] = ("chat", "generate")
+    CLIENT_TEMPLATE_ROUTES: ClassVar[tuple[Route, ...]] = ("generate",)
+    SCORING: ClassVar[PromptScoring] = PromptScoring(
+        server="TGI",
+        label="tgi prefill (decoder_input_details)",
+        limit_field="max_input_tokens",
+        reserved=0,
+        sends_ids=False,
+        tokenize_refusals=("not_found",),
+        hint="serve the model with Text Generation Inference (TGI).",
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -48,44 +57,39 @@ class TGIBackend(EndpointBackend):
     def _identity_extras(self) -> dict[str, Any]:
         return {"grammar": self.grammar} if self.grammar is not None else {}
 
-    async def _probe(self, channel: Channel) -> dict[str, Any]:
-        info = await channel.get_json("/info")
-        if not isinstance(info, dict) or not isinstance(info.get("model_id"), str):
-            raise EndpointError(
-                f"{channel.url}/info did not describe a model (is it a TGI server?)",
-                cause="not_found",
-                url=channel.url,
-                hint="for vLLM, SGLang, llama.cpp and other OpenAI-compatible servers use the openai API kind.",
-            )
-        await _check_token(channel)
+    async def _probe(self, transport: Transport, endpoint: Endpoint) -> dict[str, Any]:
+        info = await transport.call(HttpCall("GET", "/info"), _info, endpoint=endpoint)
+        try:  # TGI protects the generation routes with its API key but not /info
+            await transport.call(HttpCall("POST", "/tokenize", {"inputs": "hfevol"}), lambda body, url: None, endpoint=endpoint)
+        except EndpointError as exc:
+            if exc.cause != "not_found":  # a server without /tokenize is fine here
+                raise
         server = {k: info.get(k) for k in ("version", "sha", "max_input_tokens", "max_total_tokens", "max_concurrent_requests") if k in info}
         return {"model": info["model_id"], "revision": info.get("model_sha"), "max_concurrent_requests": info.get("max_concurrent_requests"), "server": server}
 
-    async def _send(self, channel: Channel, request: GenerationRequest) -> GenerationResult:
+    def build(self, request: GenerationRequest) -> HttpCall:
         if self.route == "chat":
-            kwargs = chat_kwargs(request)
-            if self.top_n_tokens:
-                kwargs.update(logprobs=True, top_logprobs=self.top_n_tokens)
-            if self.grammar is not None:
-                kwargs["response_format"] = self.grammar
-            out = await channel.hf.chat_completion(request.as_messages(), model=self._model_name(), **kwargs)
-            return parse_chat(out, url=channel.url, logprobs=bool(self.top_n_tokens))
+            extra = {"response_format": self.grammar} if self.grammar is not None else None
+            return chat_call(request, self._model_name(), top_n_tokens=self.top_n_tokens, extra=extra)
         p = request.params
-        out = await channel.hf.text_generation(
-            self._render(request),
-            model=channel.url + "/generate",
-            details=True,
-            max_new_tokens=p.max_new_tokens,
-            do_sample=not p.greedy,
-            temperature=None if p.greedy else p.temperature,
-            top_p=p.top_p if not p.greedy and p.top_p < 1.0 else None,
-            seed=request.seed,
-            stop=list(p.stop) or None,
-            top_n_tokens=self.top_n_tokens or None,
-            grammar=self.grammar,
-            return_full_text=False,
-        )
-        return _parse_generate(out, request, url=channel.url, logprobs=bool(self.top_n_tokens))
+        parameters = {
+            "details": True,
+            "do_sample": not p.greedy,
+            "grammar": self.grammar,
+            "max_new_tokens": p.max_new_tokens,
+            "return_full_text": False,
+            "seed": request.seed,
+            "stop": list(p.stop) or None,
+            "temperature": None if p.greedy else p.temperature,
+            "top_n_tokens": self.top_n_tokens or None,
+            "top_p": p.top_p if not p.greedy and p.top_p < 1.0 else None,
+        }
+        return _generate_call(self._render(request), parameters)
+
+    def parse(self, body: Any, request: GenerationRequest, *, url: str) -> GenerationResult:
+        if self.route == "chat":
+            return parse_chat(body, url=url, logprobs=bool(self.top_n_tokens))
+        return _parse_generate(body, request, url=url, logprobs=bool(self.top_n_tokens))
 
     async def aprompt_logprobs(self, text: str) -> list[tuple[int, str, float | None]]:
         """(token id, token text, log-probability) of each token of ``text`` under the served model.
@@ -99,20 +103,8 @@ class TGIBackend(EndpointBackend):
                 the request failed after its retries.
         """
         transport = await self._transport()
-
-        async def send(channel: Channel) -> list[tuple[int, str, float | None]]:
-            out = await channel.hf.text_generation(text, model=channel.url + "/generate", details=True, decoder_input_details=True, max_new_tokens=1)
-            prefill = getattr(getattr(out, "details", None), "prefill", None)
-            if not prefill:
-                raise EndpointError(
-                    f"{channel.url} returned no prompt log-probabilities",
-                    cause="unsupported",
-                    url=channel.url,
-                    hint="start TGI with --enable-prefill-logprobs (TGI 3 answers with an empty list without it).",
-                )
-            return [(t.id, t.text, t.logprob) for t in prefill]
-
-        return await transport.call(send)
+        call = _generate_call(text, {"decoder_input_details": True, "details": True, "max_new_tokens": 1})
+        return await transport.call(call, _parse_prefill)
 
     async def atokenize(self, text: str, *, special_tokens: bool = True) -> list[int]:
         """Token ids of ``text`` from the server's ``/tokenize`` (the served model's own tokenizer).
@@ -126,54 +118,74 @@ class TGIBackend(EndpointBackend):
         """
         transport = await self._transport()
         payload: dict[str, Any] = {"inputs": text} if special_tokens else {"inputs": text, "add_special_tokens": False}
-
-        async def send(channel: Channel) -> list[int]:
-            out = await channel.post_json("/tokenize", payload)
-            if not isinstance(out, list) or not all(isinstance(t, dict) and isinstance(t.get("id"), int) for t in out):
-                raise EndpointError(f"{channel.url}/tokenize did not answer with a list of tokens", cause="malformed", url=channel.url)
-            return [t["id"] for t in out]
-
-        return await transport.call(send)
+        return await transport.call(HttpCall("POST", "/tokenize", payload), _parse_tokenize)
 
 
-async def _check_token(channel: Channel) -> None:
-    """Send the cheapest protected request; a 404 means the server has no ``/tokenize`` (fine)."""
-    from huggingface_hub.errors import HfHubHTTPError
-
-    try:
-        await channel.post_json("/tokenize", {"inputs": "hfevol"})
-    except HfHubHTTPError as exc:
-        if exc.response is None or exc.response.status_code != 404:
-            raise
+def _generate_call(prompt: str, parameters: dict[str, Any]) -> HttpCall:
+    """``POST /generate``; parameters whose value is None are left out (TGI's default applies)."""
+    return HttpCall("POST", "/generate", {"inputs": prompt, "parameters": {k: v for k, v in parameters.items() if v is not None}})
 
 
-def _parse_generate(out: Any, request: GenerationRequest, *, url: str, logprobs: bool) -> GenerationResult:
-    text = getattr(out, "generated_text", None)
-    details = getattr(out, "details", None)
-    if not isinstance(text, str) or details is None:
+def _info(body: Any, url: str) -> dict[str, Any]:
+    if not isinstance(body, dict) or not isinstance(body.get("model_id"), str):
+        raise EndpointError(
+            f"{url}/info did not describe a model (is it a TGI server?)",
+            cause="not_found",
+            url=url,
+            hint="for vLLM, SGLang, llama.cpp and other OpenAI-compatible servers use the openai API kind.",
+        )
+    return body
+
+
+def _parse_tokenize(body: Any, url: str) -> list[int]:
+    if not isinstance(body, list) or not all(isinstance(t, dict) and isinstance(t.get("id"), int) for t in body):
+        raise EndpointError(f"{url}/tokenize did not answer with a list of tokens", cause="malformed", url=url)
+    return [t["id"] for t in body]
+
+
+def _details(body: Any, url: str) -> tuple[str, dict[str, Any]]:
+    """``generated_text`` and ``details`` of a ``/generate`` answer (TGI answers one object; a list of one is read too)."""
+    if isinstance(body, list) and len(body) == 1:
+        body = body[0]
+    text = body.get("generated_text") if isinstance(body, dict) else None
+    details = body.get("details") if isinstance(body, dict) else None
+    if not isinstance(text, str) or not isinstance(details, dict):
         raise EndpointError(f"{url}/generate answered without generated_text and details", cause="malformed", url=url)
-    reason = details.finish_reason
+    return text, details
+
+
+def _parse_prefill(body: Any, url: str) -> list[tuple[int, str, float | None]]:
+    _, details = _details(body, url)
+    prefill = details.get("prefill")
+    if not prefill:
+        raise EndpointError(
+            f"{url} returned no prompt log-probabilities",
+            cause="unsupported",
+            url=url,
+            hint="start TGI with --enable-prefill-logprobs (TGI 3 answers with an empty list without it).",
+        )
+    if not isinstance(prefill, list) or not all(isinstance(t, dict) and isinstance(t.get("id"), int) for t in prefill):
+        raise EndpointError(f"{url}/generate answered with prefill details in a shape that is not TGI's", cause="malformed", url=url)
+    return [(t["id"], str(t.get("text") or ""), t.get("logprob")) for t in prefill]
+
+
+def _parse_generate(body: Any, request: GenerationRequest, *, url: str, logprobs: bool) -> GenerationResult:
+    text, details = _details(body, url)
+    reason = details.get("finish_reason")
     if reason == "stop_sequence":  # TGI keeps the stop sequence at the end of the text; the local backend does not
         for stop in request.params.stop:
             if text.endswith(stop):
                 text = text[: -len(stop)]
                 break
     values = tops = None
-    if logprobs and details.tokens:
-        values = tuple(float(t.logprob) for t in details.tokens)
-        if details.top_tokens:
-            tops = tuple(tuple(_text_and_logprob(a) for a in step) for step in details.top_tokens)
+    if logprobs and details.get("tokens"):
+        values = tuple(float(t["logprob"]) for t in details["tokens"])
+        if details.get("top_tokens"):
+            tops = tuple(tuple((a["text"], float(a["logprob"])) for a in step) for step in details["top_tokens"])
     return GenerationResult(
         text=text,
         finish_reason="length" if reason == "length" else "stop",
-        completion_tokens=details.generated_tokens,
+        completion_tokens=details.get("generated_tokens"),
         logprobs=values,
         top_logprobs=tops,
     )
-
-
-def _text_and_logprob(token: Any) -> tuple[str, float]:
-    # huggingface_hub parses the outer list of ``top_tokens`` into objects but leaves the inner items as dicts
-    if isinstance(token, dict):
-        return token["text"], float(token["logprob"])
-    return token.text, float(token.logprob)

@@ -1,22 +1,26 @@
-"""All network I/O of the endpoint backends: connection pools, load balancing, retries, error mapping, counters.
+"""All network I/O of the endpoint backends: one request path, pools, load balancing, retries, error mapping, counters.
 
-Backends (``tgi.py``, ``openai.py``) only build requests and parse responses. They hand
-the transport a coroutine function ``send(channel)`` and the transport decides where it
-runs, how often, and what a failure means:
+Backends (``tgi.py``, ``openai.py``) only build requests and parse answers: a request is
+an :class:`HttpCall` (method, path, JSON body), and its answer's JSON goes to the backend's
+parser. The transport decides where a request goes, how often, and what a failure means:
 
+- **One request path.** Every request, on every route, is one ``httpx2`` request sent by
+  :meth:`Channel.send` with the same headers (the configured ones plus
+  :func:`~hfevol.backends.auth.auth_headers`). No huggingface_hub client is involved, so
+  no login of the user's reaches a server the user did not choose, and ``HF_HUB_OFFLINE=1``
+  (which is about the Hub) does not block the user's own server.
 - **Pools.** Per endpoint URL and event loop, as many kept-alive connections as the
-  endpoint's in-flight limit, in :class:`Channel` s of at most ``CHANNEL_SIZE``
-  (``httpx2.AsyncClient`` plus a ``huggingface_hub.AsyncInferenceClient`` that uses it). hfevol gives the client its own connection pool (instead of huggingface_hub's
-  default factory) for two reasons: the pool must hold as many kept-alive connections as
-  there are requests in flight, and ``HF_HUB_OFFLINE=1`` (which blocks every request of
-  the default factory) is about the Hub, not about the user's own server.
+  endpoint's in-flight limit, in :class:`Channel` s of at most ``CHANNEL_SIZE``. A
+  ``transport_factory`` (for example ``lambda: httpx2.MockTransport(handler)``) replaces
+  the network, so a backend's tests need no server.
 - **Load balancing.** A request goes to the endpoint with the fewest requests in flight or
   waiting (least outstanding requests), and each endpoint has its own in-flight limit. An
   endpoint whose connections fail is left out while another is healthy; every
   ``PROBE_INTERVAL`` seconds it gets one more try, so a replica that comes back is used again.
-- **Retries** follow :class:`~hfevol.backends.retry.RetryPolicy`.
-- **Errors** are mapped to :class:`~hfevol.errors.EndpointError` with a ``cause``; nothing
-  from httpx or huggingface_hub leaks out. Unknown exceptions are bugs and propagate.
+- **Retries** follow :class:`~hfevol.backends.retry.RetryPolicy`; each one is logged at
+  INFO (logger ``hfevol.backends.transport``) with its cause and wait.
+- **Errors** are mapped to :class:`~hfevol.errors.EndpointError` with a ``cause`` in one
+  place (:func:`classify`); nothing from httpx leaks out. Unknown exceptions are bugs and propagate.
 - **Counters** (:class:`EndpointStats`) feed the summary printed at the end of a run.
 """
 
@@ -24,17 +28,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from ..errors import AuthenticationError, EndpointError, EndpointUnreachableError
+from .auth import auth_headers
 from .retry import RetryPolicy, parse_retry_after
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+
+TransportFactory = Callable[[], Any]
+"""Builds the ``httpx2`` transport of one connection pool (for example an ``httpx2.MockTransport``)."""
 
 CONNECT_TIMEOUT = 10.0
 """Seconds to open a TCP connection (capped by the policy's per-attempt time-out)."""
@@ -85,23 +96,23 @@ class EndpointStats:
 def classify(exc: BaseException, url: str) -> EndpointError:
     """Map an exception raised while talking to ``url`` to an :class:`EndpointError`.
 
+    An HTTP error with a response (``httpx2.HTTPStatusError``, or huggingface_hub's
+    ``HfHubHTTPError``, an ``httpx2.HTTPError`` too) is mapped by its status and body.
     Raises the exception itself when it is not a network, HTTP or parsing failure (a bug).
     """
     import httpx2
-    from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError, TextGenerationError
 
     if isinstance(exc, EndpointError):
         return exc
-    if isinstance(exc, TextGenerationError) and isinstance(exc.__cause__, HfHubHTTPError):
-        exc = exc.__cause__  # huggingface_hub re-raises TGI's errors; the HTTP response is on the cause
-    if isinstance(exc, (InferenceTimeoutError, httpx2.TimeoutException, asyncio.TimeoutError)):
+    if isinstance(exc, (httpx2.TimeoutException, asyncio.TimeoutError)):
         return EndpointError(f"{url} did not answer in time", cause="timeout", url=url)
     if isinstance(exc, httpx2.ConnectError):
         return EndpointUnreachableError(f"cannot connect to {url}: {_first_line(exc) or 'connection refused'}", cause="connection", url=url)
     if isinstance(exc, httpx2.TransportError):
         return EndpointError(f"the connection to {url} dropped: {_first_line(exc) or type(exc).__name__}", cause="connection", url=url)
-    if isinstance(exc, HfHubHTTPError) and exc.response is not None:
-        return _from_response(exc.response, url)
+    response = getattr(exc, "response", None) if isinstance(exc, httpx2.HTTPError) else None
+    if response is not None:
+        return _from_response(response, url)
     if isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError)):
         return EndpointError(f"{url} sent a body that is not valid JSON", cause="malformed", url=url)
     raise exc
@@ -156,41 +167,54 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else ""
 
 
-class Channel:
-    """One connection pool to an endpoint, and the clients that use it. Backends send through a channel."""
+class HttpCall(NamedTuple):
+    """One request as a backend builds it: ``method``, ``path`` under the endpoint URL, JSON ``body`` (None: no body)."""
 
-    def __init__(self, url: str, *, connections: int, policy: RetryPolicy, headers: dict[str, str], token: str | None) -> None:
+    method: str
+    path: str
+    body: dict[str, Any] | None = None
+
+
+USER_AGENT = "hfevol"
+
+
+class Channel:
+    """One connection pool to an endpoint. :meth:`send` is the only place a request leaves hfevol."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        connections: int,
+        policy: RetryPolicy,
+        headers: dict[str, str],
+        token: str | None,
+        transport_factory: TransportFactory | None = None,
+    ) -> None:
         import httpx2
+
+        from .. import __version__
 
         self.url = url
         self.in_flight = 0
-        self._token = token
-        self._headers = dict(headers)
-        self._raw_headers = {**self._headers, "authorization": f"Bearer {token}"} if token else dict(self._headers)
-        self._timeout = policy.timeout
+        self._request_headers = {"user-agent": f"{USER_AGENT}/{__version__}", **headers, **auth_headers(token)}
+        """What every request carries: the configured headers and the token's, nothing else."""
         self.http = httpx2.AsyncClient(
             timeout=httpx2.Timeout(policy.timeout, connect=min(CONNECT_TIMEOUT, policy.timeout)),
             limits=httpx2.Limits(max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=60.0),
             follow_redirects=False,
             verify=_ssl_context(),
+            transport=transport_factory() if transport_factory is not None else None,
         )
-        self._hf: Any = None
 
     def __repr__(self) -> str:  # never shows headers: they may hold the token
         return f"Channel({self.url!r}, in_flight={self.in_flight})"
 
-    @property
-    def hf(self) -> Any:
-        """A ``huggingface_hub.AsyncInferenceClient`` for this URL that uses this channel's pool."""
-        if self._hf is None:
-            self._hf = _client_class()(self.http, base_url=self.url, token=self._token, headers=self._headers, timeout=self._timeout)
-        return self._hf
-
-    async def get_json(self, path: str) -> Any:
-        return _json_of(await self.http.get(self.url + path, headers=self._raw_headers))
-
-    async def post_json(self, path: str, payload: dict[str, Any]) -> Any:
-        return _json_of(await self.http.post(self.url + path, json=payload, headers=self._raw_headers))
+    async def send(self, call: HttpCall) -> Any:
+        """Send ``call`` and return the JSON of a 2xx answer; any other status raises ``httpx2.HTTPStatusError``."""
+        response = await self.http.request(call.method, self.url + call.path, json=call.body, headers=self._request_headers)
+        response.raise_for_status()
+        return json.loads(response.content)
 
 
 class Endpoint:
@@ -201,7 +225,16 @@ class Endpoint:
     more client CPU per request than eight pools of 16.
     """
 
-    def __init__(self, url: str, *, limit: int, policy: RetryPolicy, headers: dict[str, str], token: str | None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        limit: int,
+        policy: RetryPolicy,
+        headers: dict[str, str],
+        token: str | None,
+        transport_factory: TransportFactory | None = None,
+    ) -> None:
         self.url = url
         self.limit = limit
         self.slots = asyncio.Semaphore(limit)
@@ -211,7 +244,9 @@ class Endpoint:
         """When connections to it started failing (None: healthy)."""
         self.last_failure = 0.0
         n = -(-limit // CHANNEL_SIZE)
-        self.channels = [Channel(url, connections=-(-limit // n), policy=policy, headers=headers, token=token) for _ in range(n)]
+        self.channels = [
+            Channel(url, connections=-(-limit // n), policy=policy, headers=headers, token=token, transport_factory=transport_factory) for _ in range(n)
+        ]
 
     def __repr__(self) -> str:
         return f"Endpoint({self.url!r}, load={self.load}, limit={self.limit})"
@@ -223,13 +258,6 @@ class Endpoint:
     async def aclose(self) -> None:
         for c in self.channels:
             await c.http.aclose()
-
-
-def _json_of(response: Any) -> Any:
-    from huggingface_hub.utils import hf_raise_for_status
-
-    hf_raise_for_status(response)
-    return json.loads(response.content)
 
 
 _SSL_CONTEXT: Any = None
@@ -245,29 +273,13 @@ def _ssl_context() -> Any:
     return _SSL_CONTEXT
 
 
-_CLIENT_CLASS: type | None = None
-
-
-def _client_class() -> type:
-    """``AsyncInferenceClient`` that takes its httpx pool from hfevol (built once, on first use)."""
-    global _CLIENT_CLASS
-    if _CLIENT_CLASS is None:
-        from huggingface_hub import AsyncInferenceClient
-
-        class PooledInferenceClient(AsyncInferenceClient):
-            def __init__(self, http: Any, **kwargs: Any) -> None:
-                super().__init__(**kwargs)
-                self._hfevol_http = http
-
-            async def _get_async_client(self) -> Any:  # the one hook huggingface_hub uses to get its pool
-                return self._hfevol_http
-
-        _CLIENT_CLASS = PooledInferenceClient
-    return _CLIENT_CLASS
-
-
 class Transport:
-    """The endpoints of one backend inside one event loop, and the retry loop around each request."""
+    """The endpoints of one backend inside one event loop, and the retry loop around each request.
+
+    ``clock`` (seconds, monotonic), ``sleep`` (a coroutine function) and ``rng`` (the jitter)
+    are attributes, so that a test can drive the retry loop on a made-up clock;
+    ``transport_factory`` replaces the network (see the module docstring).
+    """
 
     def __init__(
         self,
@@ -278,15 +290,21 @@ class Transport:
         headers: dict[str, str],
         token: str | None,
         stats: EndpointStats,
+        transport_factory: TransportFactory | None = None,
     ) -> None:
         self.policy = policy
         self.stats = stats
-        self.endpoints = [Endpoint(u, limit=n, policy=policy, headers=headers, token=token) for u, n in zip(urls, limits, strict=True)]
-        self._rng = random.Random()
+        self.endpoints = [
+            Endpoint(u, limit=n, policy=policy, headers=headers, token=token, transport_factory=transport_factory)
+            for u, n in zip(urls, limits, strict=True)
+        ]
+        self.clock: Callable[[], float] = time.monotonic
+        self.sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+        self.rng = random.Random()
         self._turn = 0
 
     def _pick(self) -> Endpoint:
-        now = time.monotonic()
+        now = self.clock()
         usable = [e for e in self.endpoints if e.failing_since is None or now - e.last_failure >= PROBE_INTERVAL]
         n = len(self.endpoints)
         self._turn += 1
@@ -295,7 +313,7 @@ class Transport:
 
     def _check_breaker(self) -> None:
         """Fail at once when every endpoint has failed to connect for longer than one request's budget."""
-        now = time.monotonic()
+        now = self.clock()
         budget = self.policy.max_total_seconds
         if all(e.failing_since is not None and now - e.failing_since > budget for e in self.endpoints):
             urls = ", ".join(e.url for e in self.endpoints)
@@ -305,9 +323,24 @@ class Transport:
                 hint="restart the server and run the same command again (with the request cache, finished rows are not sent again).",
             )
 
-    async def call(self, send: Callable[[Channel], Awaitable[T]], *, endpoint: Endpoint | None = None) -> T:
-        """Run ``send`` on an endpoint, retrying retryable failures; raise :class:`EndpointError` when it gives up."""
-        started = time.monotonic()
+    async def call(self, call: HttpCall, parse: Callable[[Any, str], T], *, endpoint: Endpoint | None = None) -> T:
+        """Send ``call`` to an endpoint (``endpoint``, or the least loaded one) and return ``parse(json, url)`` of its answer.
+
+        Every request of the endpoint backends goes through here. A retryable failure (of
+        the request, or an :class:`EndpointError` raised by ``parse``) is sent again, maybe to
+        another endpoint, as :class:`~hfevol.backends.retry.RetryPolicy` says.
+
+        Raises:
+            EndpointError: a failure that is not retryable, or the last one when the retries run out.
+        """
+
+        async def send(channel: Channel) -> T:
+            return parse(await channel.send(call), channel.url)
+
+        return await self._retrying(send, endpoint, call.path)
+
+    async def _retrying(self, send: Callable[[Channel], Awaitable[T]], endpoint: Endpoint | None, what: str) -> T:
+        started = self.clock()
         attempt = 0
         while True:
             attempt += 1
@@ -329,7 +362,7 @@ class Transport:
             except Exception as exc:  # classified below; unknown exceptions re-raise from classify
                 error = classify(exc, target.url)
                 if error.cause == "connection":
-                    target.last_failure = time.monotonic()
+                    target.last_failure = self.clock()
                     target.failing_since = target.failing_since or target.last_failure
             else:
                 target.failing_since = None
@@ -340,8 +373,8 @@ class Transport:
             if not error.retryable:
                 self.stats.record_failure(error.cause)
                 raise error
-            wait = self.policy.delay(attempt, error.retry_after, self._rng)
-            elapsed = time.monotonic() - started
+            wait = self.policy.delay(attempt, error.retry_after, self.rng)
+            elapsed = self.clock() - started
             if attempt >= self.policy.max_attempts or elapsed + wait > self.policy.max_total_seconds:
                 self.stats.record_failure(error.cause)
                 raise EndpointError(
@@ -351,7 +384,8 @@ class Transport:
                     status=error.status,
                 ) from error
             self.stats.record_retry(error.cause)
-            await asyncio.sleep(wait)
+            logger.info("retrying %s in %.2f s (attempt %d of %d failed, cause %s): %s", what, wait, attempt, self.policy.max_attempts, error.cause, error.message)
+            await self.sleep(wait)
 
     async def aclose(self) -> None:
         for e in self.endpoints:

@@ -9,6 +9,33 @@
 
 from __future__ import annotations
 
+# None of these imports torch or transformers: a model loads when it is first used.
+from .compare import CarResult, compare
+from .compatibility import RowLoss, StudentLoss
+from .generators import GeneratorSpec, generate_responses, parse_generator
+from .judge_probs import ProbabilityJudgeReward
 from .metrics import DEFAULT_BETA, BetaFit, CarTable, GeneratorStats, car, car_table, correlations, fit_beta, spearman
+from .reward import ClassifierReward, JudgeReward, Reward
 
-__all__ = ["DEFAULT_BETA", "BetaFit", "CarTable", "GeneratorStats", "car", "car_table", "correlations", "fit_beta", "spearman"]
+__all__ = [
+    "DEFAULT_BETA",
+    "BetaFit",
+    "CarResult",
+    "CarTable",
+    "ClassifierReward",
+    "GeneratorSpec",
+    "GeneratorStats",
+    "JudgeReward",
+    "ProbabilityJudgeReward",
+    "Reward",
+    "RowLoss",
+    "StudentLoss",
+    "car",
+    "car_table",
+    "compare",
+    "correlations",
+    "fit_beta",
+    "generate_responses",
+    "parse_generator",
+    "spearman",
+]

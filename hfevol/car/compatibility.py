@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError, ModelError
+from ..extras import require_local
 from ..models.loading import EMBEDDED_MODEL, LoadedModel, load_model
 from ..scoring.ifd import ifd as ifd_of_losses
 
@@ -94,6 +95,7 @@ class StudentLoss:
     def __post_init__(self) -> None:
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ConfigError(f"batch_size={self.batch_size!r} must be an integer >= 1")
+        require_local(f"StudentLoss(student={self.student!r})", self.student)
         if self.template is not None:
             from ..models.chat_templates import chat_template
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from .. import prompts
 from ..errors import ConfigError
+from ..extras import require_local
 from ..models import EMBEDDED_MODEL
 from .reward import JUDGE_SCALE, JUDGE_TEMPLATE
 
@@ -56,6 +57,7 @@ class ProbabilityJudgeReward:
     def __post_init__(self) -> None:
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ConfigError(f"batch_size={self.batch_size!r} must be an integer >= 1")
+        require_local(f"ProbabilityJudgeReward(model={self.model!r})", self.model)
 
     def _loaded(self) -> Any:
         from ..models.loading import load_model

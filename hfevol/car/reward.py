@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from .. import prompts
 from ..backends.base import Backend, GenerationRequest, SamplingParams
 from ..errors import ConfigError, ModelLoadError, ModelNotFoundError
+from ..extras import require_local
 
 JUDGE_TEMPLATE = "car/judge"
 JUDGE_SCALE = (1.0, 10.0)
@@ -72,6 +73,7 @@ class ClassifierReward:
             raise ConfigError(f"batch_size={self.batch_size!r} must be an integer >= 1")
         if self.reward_head is not None and (not isinstance(self.reward_head, int) or self.reward_head < 0):
             raise ConfigError(f"reward_head={self.reward_head!r} must be an integer >= 0")
+        require_local(f"ClassifierReward(model={self.model!r})", self.model)
 
     def _load(self) -> tuple[Any, Any]:
         if getattr(self, "_loaded", None) is not None:

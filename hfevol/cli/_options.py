@@ -212,5 +212,37 @@ def mapping_from(args: argparse.Namespace) -> dict[str, str]:
 
 
 def run_options(args: argparse.Namespace) -> dict[str, object]:
-    """The command's options, for the run record (tokens never come through options)."""
-    return {k: v for k, v in vars(args).items() if k != "run"}
+    """The command's options, for the run record: ``--header`` by name only, endpoint URLs without secrets.
+
+    Tokens never come through options; a header value might be one, so ``header`` becomes
+    ``header_names`` (``retry-failed`` asks for the values again, :func:`headers_again`).
+    """
+    from ..redact import header_names, redact_url
+
+    options = {k: v for k, v in vars(args).items() if k not in ("run", "header")}
+    if getattr(args, "header", None) is not None:
+        options["header_names"] = header_names(args.header)
+    if isinstance(options.get("endpoint"), list):
+        options["endpoint"] = [redact_url(url) for url in options["endpoint"]]
+    return options
+
+
+def headers_again(stored: argparse.Namespace, given: list[str] | None) -> list[str]:
+    """The ``--header`` items for a re-run of a recorded command: those ``given`` now, which must name every recorded one.
+
+    Raises:
+        ConfigError: the recorded run sent a header (only its name is recorded) that ``given`` lacks.
+    """
+    from ..redact import header_names
+
+    if getattr(stored, "header", None) and not given:
+        return list(stored.header)  # a record written before header values were left out
+    given = list(given or [])
+    have = {name.lower() for name in header_names(given)}
+    missing = [name for name in getattr(stored, "header_names", None) or [] if name.lower() not in have]
+    if missing:
+        raise ConfigError(
+            f"the recorded run sent the header(s) {', '.join(missing)}, whose values are not recorded",
+            hint="give them again: " + " ".join(f"--header '{name}: VALUE'" for name in missing) + ".",
+        )
+    return given

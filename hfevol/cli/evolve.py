@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,21 +65,30 @@ def load_seeds(args: argparse.Namespace) -> "Dataset":
     """Read ``--dataset``, apply ``--limit``, and bring it to the Alpaca layout (every check before any model call)."""
     from ..formats import to_alpaca
 
+    return to_alpaca(read_seed_rows(args), mapping_from(args), format=args.format)
+
+
+def read_seed_rows(args: argparse.Namespace) -> "Dataset":
+    """``--dataset`` (its ``--split``) with ``--limit`` applied, as read: the rows whose digest the run record keeps."""
     ds = rows_from(args)
     if len(ds) == 0:
         raise EmptyDatasetError(f"dataset {args.dataset!r} (split {args.split!r}) has no rows", hint="check --dataset, --split and --limit.")
-    return to_alpaca(ds, mapping_from(args), format=args.format)
+    return ds
 
 
 @writes_output()
 def run(args: argparse.Namespace) -> int:
-    from .. import __version__
     from ..evolution.rounds import evolve_rounds, round_report
     from ..formats import add_messages
 
     if args.rounds < 1:
         raise ConfigError(f"--rounds {args.rounds} must be at least 1", hint="use 1 to 3 rounds, as in the paper.")
-    seeds = load_seeds(args)
+    from ..formats import to_alpaca
+    from ..record import RunRecord, round_stages
+
+    rows = read_seed_rows(args)
+    seeds = to_alpaca(rows, mapping_from(args), format=args.format)
+    record = RunRecord.start(rows, source=args.dataset, split=args.split)
     evolver = build_evolver(args)
     elimination = None if args.no_elimination else Elimination()
     evolver.backend.describe()  # loads the model now: a bad --model fails before any row is processed
@@ -97,20 +105,11 @@ def run(args: argparse.Namespace) -> int:
     evolved = add_messages(evolved)
     seconds = time.perf_counter() - started
     report = round_report(evolved)
-    written = sorted(report["rounds"])
-    stages = [{**replace(evolver, round=r).metadata(), "elimination": elimination.metadata() if elimination else None} for r in written]
-    record = {
-        "hfevol_version": __version__,
-        "commands": [{"command": "evolve", "options": run_options(args)}],
-        "source": args.dataset,
-        "rows": len(evolved),
-        "seed_rows": len(seeds),
-        "rounds_requested": args.rounds,
-        "rounds_written": len(written),
-        "stages": stages,
-        "report": report,
-    }
-    out = write_output(evolved, args.out, record)
+    assert record.seed_data is not None
+    record = record.with_command("evolve", run_options(args), input=record.seed_data)
+    record = record.with_stages(round_stages(evolver, evolved, elimination=elimination, seeds=record.seed_data.data))
+    record = record.with_extras(rounds_requested=args.rounds, rounds_written=len(report["rounds"]), report=report)
+    out = write_output(evolved, args.out, record=record)
     title = "Auto Evol-Instruct" if args.method == "auto-evol" else "Evol-Instruct"
     print_rounds_summary(title, report, evolved, out=out, seconds=seconds)
     if endpoint is not None:

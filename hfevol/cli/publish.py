@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ConfigError
+from ..extras import available, install_line
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -60,5 +61,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"   files:   {', '.join(result.files)}")
     if result.note:
         print(f"   note:    {result.note}")
-    print(f"   load:    from datasets import load_dataset; {result.load}")
+    if not args.from_dir and not available("plots"):
+        print(f"   plots:   none drawn, matplotlib is not installed ({install_line('plots')})")
+    if result.load_setup:
+        print(f"   load {result.version} (in a folder of its own; the release folder itself shows the latest release):")
+        print(f"            {result.load_setup}")
+    else:
+        print("   load:")
+    print("            from datasets import load_dataset")
+    for line in result.load:
+        print(f"            ds = {line}")
     return 0

@@ -4,12 +4,10 @@ with a responder model, local or behind an inference endpoint."""
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections import Counter
-from pathlib import Path
 
-from ..io import RUN_FILE, write_output
+from ..io import write_output
 from ._claim import writes_output
 from ._options import (
     add_column_options,
@@ -18,12 +16,13 @@ from ._options import (
     add_limit_option,
     endpoint_of,
     map_batch_size,
+    mapping_from,
     request_backend_from,
     run_options,
     sampling_from,
 )
 from ._report import _short, first_rows, print_endpoint_summary, value_counts
-from .evolve import load_seeds
+from .evolve import read_seed_rows
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,12 +47,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 @writes_output()
 def run(args: argparse.Namespace) -> int:
-    from .. import __version__
-    from ..formats import add_messages
+    from ..formats import add_messages, to_alpaca
+    from ..record import DataRef, StageRecord, chained
     from ..respond import Respond
     from ..transform import map_rows
 
-    ds = load_seeds(args)
+    rows = read_seed_rows(args)
+    ds = to_alpaca(rows, mapping_from(args), format=args.format)
+    previous = chained(args.dataset, rows, split=args.split)
     respond = Respond(backend=request_backend_from(args), sampling=sampling_from(args), seed=args.seed, output_column=args.output_column)
     respond.backend.describe()  # loads the model before any row is processed
     endpoint = endpoint_of(respond.backend)
@@ -64,18 +65,13 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     status_column = respond.columns["status"]
     counts = value_counts(answered, status_column)
-    previous = _previous_record(args.dataset)
-    record = {
-        **previous,
-        "hfevol_version": __version__,
-        "commands": [*previous.get("commands", []), {"command": "respond", "options": run_options(args)}],
-        "source": previous.get("source", args.dataset),
-        "rows": len(answered),
-        "stages": [*previous.get("stages", []), respond.metadata()],
-        "responses": dict(counts),
-    }
-    out = write_output(answered, args.out, record)
-    print(f"\n== Responses: {len(answered)} rows in {seconds:.1f} s, responder {respond.metadata()['backend'].get('model')}")
+    stage = StageRecord.from_json(respond.metadata()).recorded(input=rows, counts=counts)
+    assert stage.input is not None
+    source = DataRef.of(args.dataset, split=args.split)
+    record = previous.with_command("respond", run_options(args), input=DataRef(source.name, source.path, source.split, stage.input))
+    record = record.with_stage(stage).with_extras(responses=dict(counts))
+    out = write_output(answered, args.out, record=record)
+    print(f"\n== Responses: {len(answered)} rows in {seconds:.1f} s, responder {stage.backend.model}")
     for status, n in counts.most_common():
         print(f"   {status:<14} {n:>6}")
     if counts["skipped"]:
@@ -88,14 +84,3 @@ def run(args: argparse.Namespace) -> int:
         print_endpoint_summary(endpoint.stats.snapshot(), cache_hits=getattr(respond.backend, "hits", None))
     return 0
 
-
-def _previous_record(dataset: str) -> dict:
-    """The run record of an hfevol output folder given as ``--dataset`` (empty otherwise)."""
-    path = Path(dataset) / RUN_FILE
-    if not path.is_file():
-        return {}
-    try:
-        record = json.loads(path.read_text())
-    except ValueError:
-        return {}
-    return record if isinstance(record, dict) else {}

@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DataError, MissingColumnError
+from ..extras import available, install_line
 from ..io import BUILTIN_SAMPLE, write_output
 from ..scoring.construction import MODES
 from ..scoring.ifd import IC_IFD_FORMS, IFD_FORMS
 from ..stats import finite_mean
 from ._claim import writes_output
-from ._options import add_column_options, add_dataset_options, add_endpoint_options, add_limit_option, add_model_options, backend_from, rows_from
+from ._options import add_column_options, add_dataset_options, add_endpoint_options, add_limit_option, add_model_options, backend_from, rows_from, run_options
 from ._report import column_sum, value_counts
 
 if TYPE_CHECKING:
@@ -47,7 +48,10 @@ def run(args: argparse.Namespace) -> int:
             raise MissingColumnError(column, ds.column_names, hint=f"name the dataset's column with {option} COLUMN.")
     if len(ds) == 0:
         raise DataError(f"{args.dataset!r} has no rows to score")
-    model_name = score.metadata()["model"]["model"]  # load the model or check the server before the progress bar starts
+    from ..record import DataRef, StageRecord, chained
+
+    stage = StageRecord.from_json(score.metadata())  # loads the model or checks the server before the progress bar starts
+    model_name = stage.backend.served_model or stage.backend.model or "-"
     started = time.perf_counter()
     # a map batch spans several model batches, so length bucketing has rows to sort
     scored = ds.map(score, batched=True, batch_size=args.batch_size * 16, with_indices=True, desc="Scoring")
@@ -55,10 +59,16 @@ def run(args: argparse.Namespace) -> int:
     ic_ifd = scored["ic_ifd"]  # the one column the histogram draws
     summary = _summary(scored, ic_ifd)
     out = Path(args.out)
-    run_record = {"hfevol_version": __import__("hfevol").__version__, "source": args.dataset, "rows": len(scored), "stages": [score.metadata()], "summary": summary}
+    stage = stage.recorded(input=ds, counts=summary["status"])
+    assert stage.input is not None
+    source = DataRef.of(args.dataset, split=args.split)
+    record = chained(args.dataset, ds, split=args.split).with_command("score", run_options(args), input=DataRef(source.name, source.path, source.split, stage.input))
     drawn: list[Path | None] = []
 
     def draw(folder: Path) -> None:  # into the new output, before it is swapped in
+        if not available("plots"):  # the summary says so; the scores are written all the same
+            drawn.append(None)
+            return
         drawn.append(histogram_png(
             ic_ifd,
             folder / HISTOGRAM_FILE,
@@ -66,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
             title=f"IC-IFD of {len(scored)} rows, scored by {model_name}",
         ))  # fmt: skip
 
-    write_output(scored, out, run_record, extra=draw)
+    write_output(scored, out, record=record.with_stage(stage).with_extras(summary=summary), extra=draw)
     plot = out / HISTOGRAM_FILE if drawn[0] is not None else None
     _print_summary(summary, seconds, score, model_name, out, plot)
     return 0
@@ -125,4 +135,6 @@ def _print_summary(summary: dict[str, Any], seconds: float, score: Any, model_na
             print(f"     {n:>5} × {reason}")
     if plot is not None:
         print(f"\n   histogram: {plot}")
+    elif not available("plots"):
+        print(f"\n   histogram: not drawn, matplotlib is not installed ({install_line('plots')})")
     print(f"   output:    {out}")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..io import write_output
 from ._claim import writes_output
-from ._options import add_dataset_options, rows_from
+from ._options import add_dataset_options, rows_from, run_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 @writes_output()
 def run(args: argparse.Namespace) -> int:
+    from ..record import DataRef, StageRecord, chained
     from ..scoring.select import check_score_column, select
 
     started = time.perf_counter()
@@ -31,8 +32,12 @@ def run(args: argparse.Namespace) -> int:
     kept, selection = select(ds, by=args.by, top=args.top, ascending=args.ascending, drop_ifd_above_one=args.drop_ifd_above_one, return_selection=True)
     out = Path(args.out)
     summary = selection.summary()
-    record = {"hfevol_version": __import__("hfevol").__version__, "source": args.dataset, "rows": len(kept), "stages": [{"stage": "select", "by": args.by, **summary}]}
-    write_output(kept, out, record)
+    counts = {"kept": len(kept), "not_kept": selection.total - len(kept)}
+    stage = StageRecord.from_json(StageRecord.describe("select", by=args.by, **summary)).recorded(input=ds, counts=counts)
+    assert stage.input is not None
+    source = DataRef.of(args.dataset, split=args.split)
+    record = chained(args.dataset, ds, split=args.split).with_command("select", run_options(args), input=DataRef(source.name, source.path, source.split, stage.input))
+    write_output(kept, out, record=record.with_stage(stage))
     seconds = time.perf_counter() - started
     print(f"\n== select top {args.top} by {args.by}: kept {len(kept)} of {selection.total} rows in {seconds:.1f} s")
     print(f"   undefined score (never kept)  {selection.undefined:>6}")

@@ -87,16 +87,19 @@ class Evolver(GenerationTransform):
     # -- shared machinery ----------------------------------------------------------------
 
     def metadata(self) -> dict[str, Any]:
-        """Everything needed to reproduce this stage: backend identity, prompts, sampling, seed."""
-        return {
-            "stage": self.stage,
-            "backend": self.backend.describe(),
+        """Everything needed to reproduce this stage, in the run record's stage shape (:class:`~hfevol.record.StageRecord`):
+        backend identity, sampling, seed, prompt versions, the round and the subclass's settings."""
+        from ..record import StageRecord
+
+        return StageRecord.describe(
+            self.stage,
+            backend=self.backend,
+            sampling=self.sampling,
+            seed=self.seed,
+            prompt_versions={name.split("/")[-1]: prompts.version(name) for name in self.prompt_templates()},
+            round=self.round,
             **self.stage_metadata(),
-            "round": self.round,
-            "sampling": self.sampling.to_dict(),
-            "seed": self.seed,
-            "prompt_versions": {name.split("/")[-1]: prompts.version(name) for name in self.prompt_templates()},
-        }
+        )
 
     def output_features(self) -> dict[str, Any]:
         from datasets import Value

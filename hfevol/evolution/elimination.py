@@ -218,14 +218,17 @@ class Elimination:
         return {name: Value("string") for name in ("evol_status", "evol_reason", "elimination_rule")}
 
     def metadata(self) -> dict[str, Any]:
-        return {
-            "stage": "elimination",
-            "rules": list(self.rules),
-            "min_words": self.min_words,
-            "min_length_ratio": self.min_length_ratio,
-            "min_new_words": self.min_new_words,
-            "markers": list(self.markers),
-        }
+        """The rules and their thresholds, in the run record's stage shape (no model: backend kind ``none``)."""
+        from ..record import StageRecord
+
+        return StageRecord.describe(
+            "elimination",
+            rules=list(self.rules),
+            min_words=self.min_words,
+            min_length_ratio=self.min_length_ratio,
+            min_new_words=self.min_new_words,
+            markers=list(self.markers),
+        )
 
 
 # -- the rules: each returns a one-line detail when it eliminates, else None ----------------

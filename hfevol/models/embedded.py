@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import MissingDependencyError, ModelLoadError, ModelNotFoundError
+from ..extras import install_line
 from ..paths import cache_home
 
 logger = logging.getLogger(__name__)
@@ -118,6 +119,15 @@ def cached_dir(name: str = SMOLLM2.name) -> Path:
     return cache_home() / "models" / spec(name).cache_name
 
 
+def converted_dir(name: str = SMOLLM2.name) -> Path | None:
+    """The safetensors folder of an embedded model when it is converted from the installed GGUF, else None (converts nothing)."""
+    marker = cached_dir(name) / _MARKER
+    try:
+        return marker.parent if marker.is_file() and json.loads(marker.read_text()) == _stamp(spec(name)) else None
+    except ValueError:  # a marker that is not JSON: convert again
+        return None
+
+
 def ensure_converted(name: str = SMOLLM2.name) -> Path:
     """Return the safetensors folder of an embedded model, converting its GGUF on first use.
 
@@ -129,7 +139,7 @@ def ensure_converted(name: str = SMOLLM2.name) -> Path:
     target = cached_dir(name)
     stamp = _stamp(model)
     marker = target / _MARKER
-    if marker.is_file() and json.loads(marker.read_text()) == stamp:
+    if converted_dir(name) is not None:
         return target
     source = gguf_path(name)
 
@@ -138,7 +148,7 @@ def ensure_converted(name: str = SMOLLM2.name) -> Path:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as exc:  # pragma: no cover - both are hard dependencies
-        raise MissingDependencyError(exc.name or "transformers", f"the embedded model {name!r}") from exc
+        raise MissingDependencyError(exc.name or "transformers", f"the embedded model {name!r}", install_line("local")) from exc
 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{model.cache_name}-", dir=target.parent))
@@ -167,7 +177,7 @@ def ensure_converted(name: str = SMOLLM2.name) -> Path:
             if not marker.is_file():
                 raise
     except ImportError as exc:
-        raise MissingDependencyError(exc.name or "gguf", f"reading the embedded GGUF model {name!r}", "pip install gguf accelerate") from exc
+        raise MissingDependencyError(exc.name or "gguf", f"reading the embedded GGUF model {name!r}", install_line("local")) from exc
     except Exception as exc:
         raise ModelLoadError(f"could not convert the embedded model {name!r} from {source}: {exc}") from exc
     finally:

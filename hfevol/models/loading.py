@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelLoadError, ModelNotFoundError
+from ..extras import require_local
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,84 @@ def resolve_model(name: str) -> tuple[str, dict[str, Any]]:
     return name, {"model": name}
 
 
+_GGUF_TOKENIZERS: dict[str, Any] = {}
+
+
+def load_tokenizer(name: str) -> Any:
+    """The tokenizer of model ``name`` (as :func:`resolve_model` names it) alone, without loading its weights.
+
+    An embedded model that is not converted yet is not converted for this: its tokenizer is
+    read from the GGUF file (a few seconds, once per process) instead of converting the
+    whole model (20 to 70 s).
+
+    Raises:
+        ModelNotFoundError: the name resolves to nothing.
+        ModelLoadError: the tokenizer files do not load.
+    """
+    from transformers import AutoTokenizer
+
+    if name == EMBEDDED_MODEL or name.startswith(EMBEDDED_MODEL + ":"):
+        from . import embedded
+
+        folder = embedded.converted_dir(name)
+        if folder is None:
+            with _LOCK:
+                if name not in _GGUF_TOKENIZERS:
+                    _GGUF_TOKENIZERS[name] = _gguf_tokenizer(name)
+                return _GGUF_TOKENIZERS[name]
+        source = str(folder)
+    else:
+        source, _ = resolve_model(name)
+    try:
+        return AutoTokenizer.from_pretrained(source)
+    except OSError as exc:
+        raise ModelNotFoundError(f"cannot find the tokenizer of {name!r}: {str(exc).splitlines()[0]}") from exc
+    except ValueError as exc:
+        raise ModelLoadError(f"the tokenizer of {name!r} does not load: {str(exc).splitlines()[0]}") from exc
+
+
+def load_template_tokenizer(name: str, *, purpose: str, hint: str) -> Any:
+    """The tokenizer ``name`` (as :func:`load_tokenizer` takes it), which must have a chat template.
+
+    For the code that renders a chat template itself (an endpoint's raw-prompt routes,
+    endpoint scoring in chat mode); no weights are loaded or converted.
+
+    Raises:
+        ConfigError: it cannot be loaded, or has no chat template; ``purpose`` says what needs it.
+    """
+    from ..errors import ConfigError
+
+    try:
+        tokenizer = load_tokenizer(name)
+    except Exception as exc:
+        raise ConfigError(f"{purpose} renders the chat template here, but tokenizer {name!r} cannot be loaded: {str(exc).splitlines()[0]}", hint=hint) from exc
+    if not tokenizer.chat_template:
+        raise ConfigError(f"tokenizer {name!r} has no chat template, which {purpose} needs", hint=hint)
+    return tokenizer
+
+
+def _gguf_tokenizer(name: str) -> Any:
+    """An embedded model's tokenizer read from its GGUF file, with the chat template the converted copy would carry."""
+    from transformers import AutoTokenizer
+
+    from . import embedded
+
+    model = embedded.spec(name)
+    path = embedded.gguf_path(name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    except Exception as exc:
+        raise ModelLoadError(f"could not read the tokenizer of the embedded model {name!r} from {path}: {str(exc).splitlines()[0]}") from exc
+    finally:
+        if model.assembled_from:
+            path.unlink(missing_ok=True)  # assembled for this read only, as for a conversion
+    if model.chat_template and not tokenizer.chat_template:
+        from .chat_templates import chat_template
+
+        tokenizer.chat_template = chat_template(model.chat_template)
+    return tokenizer
+
+
 def load_model(name: str = EMBEDDED_MODEL, *, dtype: str = "auto", device: str = "auto") -> LoadedModel:
     """Load a causal LM and its tokenizer, at most once per process for each setting.
 
@@ -87,6 +166,7 @@ def load_model(name: str = EMBEDDED_MODEL, *, dtype: str = "auto", device: str =
     with _LOCK:
         if key in _LOADED:
             return _LOADED[key]
+        require_local(f"load_model({name!r})", name)
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 

@@ -7,17 +7,18 @@ configuration file and the score plots, then a tag named ``version`` at that exa
 
 **The input contract** (what other stages write, and what the card shows):
 
-- ``<folder>/hfevol_run.json``: the run record (``hfevol.io.RUN_FILE``): ``hfevol_version``,
-  ``source`` (the seed dataset), ``rows``, and ``stages``, a list of each stage's
-  ``metadata()``: ``stage``, ``backend`` (``model``, ``kind``, served model id ...),
-  ``operations``, ``round``, ``sampling``, ``seed``, ``prompt_versions``. A stage may also
-  list ``score_columns`` to have them summarised. Optional top-level keys read by the card:
-  ``license``, ``language``, ``pretty_name``, ``tags``, ``default_config``.
+- ``<folder>/hfevol_run.json``: the run record (:class:`hfevol.record.RunRecord`): the seed
+  data (the first stage's input), ``stages`` (each a :class:`~hfevol.record.StageRecord`:
+  ``stage``, ``backend`` with ``kind``/``model``/``revision``/``served_model``, ``sampling``,
+  ``seed``, ``prompt_versions``, input, counts, and the stage's settings such as ``round`` or
+  ``operations``; a stage may list ``score_columns`` to have them summarised), the commands,
+  and ``files``: each data file's sha256, which must match the folder (else the folder is
+  refused). ``default_config`` names the default config; without it the config with the most
+  kept rows is the default.
 - Data: every ``*.parquet`` under ``<folder>/data/``. ``data/<split>.parquet`` is the
   ``default`` config; ``data/<config>/<split>.parquet`` is config ``<config>`` (one per round:
   ``round_1``, ``round_2`` ...). Sharded files ``<split>-00000-of-00002.parquet`` join their
-  split. With several configs the last one in natural order (``round_10`` after ``round_2``)
-  is the default unless the run record names ``default_config``. In the release each file is
+  split. Configs sort in natural order (``round_10`` after ``round_2``). In the release each file is
   named by its content, ``<split>-<sha256[:12]>.parquet`` (see :func:`source.content_name`).
 - Columns, read generically and shown only when present:
 
@@ -34,8 +35,11 @@ configuration file and the score plots, then a tag named ``version`` at that exa
 **Targets.** With a ``repo_id`` the release goes to the Hub (``HF_ENDPOINT`` decides which;
 the token comes only from ``HF_TOKEN`` or ``hf auth login``). Without one it goes to a local
 git repository (default ``<folder>-release``) with the same layout and one annotated tag
-per version; ``load_dataset(<that folder>)`` loads it, and ``publish_from(<that folder>,
-version, repo_id)`` later pushes a chosen version to the Hub unchanged.
+per version; ``load_dataset(<that folder>)`` loads its latest release (``revision`` is ignored
+for a local folder: :attr:`PublishResult.load_setup` checks a version out in a folder of its
+own), and ``publish_from(<that folder>, version, repo_id)`` later pushes a chosen version to
+the Hub unchanged. A release commit holds exactly the files sent, plus the ``.gitattributes``
+/ ``.gitignore`` a target keeps across versions (:data:`target.KEEP`).
 
 **Guarantees.** See :func:`hfevol.publish.release.publish`.
 """

@@ -1,7 +1,9 @@
 """The dataset card: metadata through ``huggingface_hub.DatasetCardData``, body from ``cards/``.
 
-Each body section appears only when its data exists (see the package docstring for the
-columns and files each one reads).
+:func:`build_view` reads the release once (the typed run record, the configs, counts, score
+summaries, examples and the plots to draw) into a :class:`ReleaseView`; :func:`render_card`
+renders that view with the template. Each body section appears only when its data exists
+(see the package docstring for the columns and files each one reads).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..paths import shipped_dir
-from .source import SCORE_COLUMNS, ReleaseSource
+from ..record import DataRef, RunRecord, StageRecord
+from .source import SCORE_COLUMNS, ReleaseSource, status_columns
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -29,11 +32,13 @@ _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _EXAMPLES = 3
 _EXAMPLE_CHARS = 700
 _REASONS = 5
+LOCAL_PLACEHOLDER = "path/to/this/folder"
+"""How a card names a local release folder (never by its real path)."""
 
 
 @dataclass
 class CardOptions:
-    """What the data cannot tell: license, languages, title. ``None`` takes the run record's value."""
+    """What the data cannot tell: license, languages, title (the run record does not hold them)."""
 
     license: str | None = None
     language: list[str] | None = None
@@ -49,53 +54,84 @@ def size_category(rows: int) -> str:
     return "n>1T"
 
 
-def seed_name(source: Any) -> str | None:
-    """How the card names the seed data: a Hub id as is, a local path by its file name only."""
-    if not isinstance(source, str) or not source:
+def seed_name(seed: DataRef | None) -> str | None:
+    """How the card names the seed data (the first stage's input): a Hub id as is, a local file by its name only."""
+    if seed is None:
         return None
-    if source == "builtin":
-        return "hfevol built-in seed sample"
-    return source if _HUB_ID.match(source) and not Path(source).exists() else Path(source).name
+    if seed.name == "builtin" or seed.name.startswith("builtin:"):
+        return "hfevol built-in seed sample" + (f" ({seed.name.split(':', 1)[1]})" if ":" in seed.name else "")
+    return seed.name
 
 
-def card_data(source: ReleaseSource, options: CardOptions, repo_id: str | None) -> "DatasetCardData":
+def _hub_seed(seed: DataRef | None) -> str | None:
+    return seed.name if seed is not None and seed.path is None and _HUB_ID.match(seed.name) else None
+
+
+@dataclass(frozen=True)
+class Plot:
+    """A score distribution to draw: ``path`` in the repo, the config and column, and its values."""
+
+    path: str
+    config: str
+    column: str
+    values: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class ReleaseView:
+    """Everything the card shows, read once from the release (:func:`build_view`)."""
+
+    source: ReleaseSource
+    options: CardOptions
+    repo_id: str | None
+    version: str
+    earlier: list[str]
+    title: str
+    configs: list[dict[str, Any]]
+    default_config: str
+    default_reason: str
+    stages: list[dict[str, str]]
+    eliminations: list[dict[str, Any]]
+    scores: list[dict[str, Any]]
+    plots: list[Plot]
+    examples: list[dict[str, Any]]
+    rows_total: int
+    local: bool = False
+    """Made in a local release folder: the card also says how to load this version there."""
+
+
+def card_data(view: ReleaseView) -> "DatasetCardData":
     from huggingface_hub import DatasetCardData
 
-    run = source.run
-    seed = run.get("source")
+    source, run = view.source, view.source.run
     configs = []
     for name, splits in source.configs.items():
         entry: dict[str, Any] = {
             "config_name": name,
             "data_files": [{"split": split, "path": [f.path_in_repo for f in files] if len(files) > 1 else files[0].path_in_repo} for split, files in splits.items()],
         }
-        if len(source.configs) > 1 and name == source.default_config:
+        if len(source.configs) > 1 and name == view.default_config:
             entry["default"] = True
         configs.append(entry)
-    rows = max(source.config_rows(c) for c in source.configs)
-    tags = ["hfevol", "synthetic", "instruction-tuning", *(s.get("stage") for s in run["stages"] if isinstance(s, dict) and s.get("stage"))]
-    tags += [*run.get("tags", []), *options.tags]
+    tags = ["hfevol", "synthetic", "instruction-tuning", *(s.stage for s in run.stages), *view.options.tags]
+    hub_seed = _hub_seed(run.seed_data)
     return DatasetCardData(
-        license=options.license or run.get("license") or "unknown",
-        language=options.language or run.get("language") or ["en"],
+        license=view.options.license or "unknown",
+        language=view.options.language or ["en"],
         task_categories=["text-generation", "question-answering"],
-        size_categories=[size_category(rows)],
-        source_datasets=[seed] if isinstance(seed, str) and _HUB_ID.match(seed) and not Path(seed).exists() else ["original"],
-        pretty_name=_title(source, options, repo_id),
-        tags=list(dict.fromkeys(t.replace("_", "-") for t in tags if isinstance(t, str))),
+        size_categories=[size_category(view.rows_total)],
+        source_datasets=[hub_seed] if hub_seed else ["original"],
+        pretty_name=view.title,
+        tags=list(dict.fromkeys(t.replace("_", "-") for t in tags)),
         configs=configs,
     )
 
 
-def _title(source: ReleaseSource, options: CardOptions, repo_id: str | None) -> str:
-    return options.pretty_name or source.run.get("pretty_name") or (repo_id.split("/")[1] if repo_id else source.folder.name)
-
-
-def score_columns(source: ReleaseSource, table: "pa.Table") -> list[str]:
-    """Numeric columns to summarise: known names, ``*_score``, and those a stage lists."""
+def score_columns(run: RunRecord, table: "pa.Table") -> list[str]:
+    """Numeric columns to summarise: known names, ``*_score``, and those a stage lists in ``score_columns``."""
     import pyarrow.types as pt
 
-    declared = {c for s in source.run["stages"] if isinstance(s, dict) for c in s.get("score_columns", [])}
+    declared = {c for s in run.stages for c in s.settings.get("score_columns", ())}
     out = []
     for name in table.column_names:
         kind = table.schema.field(name).type
@@ -110,38 +146,39 @@ def numbers(table: "pa.Table", column: str) -> list[float]:
     return [float(v) for v in table.column(column).to_pylist() if v is not None and math.isfinite(v)]
 
 
-def _stages(run: dict[str, Any]) -> list[dict[str, str]]:
-    out = []
-    for stage in run["stages"]:
-        if not isinstance(stage, dict):
-            continue
-        backend = stage.get("backend") if isinstance(stage.get("backend"), dict) else {}
-        model = backend.get("served_model") or backend.get("model") or "-"
-        details = []
-        if stage.get("round") is not None:
-            details.append(f"round {stage['round']}")
-        if stage.get("operations"):
-            details.append("operations: " + ", ".join(map(str, stage["operations"])))
-        sampling = stage.get("sampling")
-        if isinstance(sampling, dict):
-            details.append("sampling: " + ", ".join(f"{k}={v}" for k, v in sampling.items() if v not in ([], None)))
-        if stage.get("seed") is not None:
-            details.append(f"seed {stage['seed']}")
-        out.append({"stage": str(stage.get("stage", "-")), "model": f"`{model}`", "backend": str(backend.get("backend") or backend.get("kind") or "-"),
-                    "details": "; ".join(details).replace("|", "\\|") or "-"})  # fmt: skip
-    return out
+def _short_value(value: Any) -> str | None:
+    """A setting as the stage table shows it, or None when it is too long or nested to show."""
+    if isinstance(value, bool) or isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, str):
+        return value if len(value) <= 40 else None
+    if isinstance(value, list) and value and all(isinstance(v, (str, int, float)) for v in value):
+        return ", ".join(map(str, value))
+    return None
+
+
+def _stage_row(stage: StageRecord) -> dict[str, str]:
+    b = stage.backend
+    model = b.served_model or b.model
+    cell = f"`{model}`" + (f" (revision `{b.revision[:12]}`)" if b.revision else "") if model else "-"
+    details = [f"{k}: {shown}" for k, v in stage.settings.items() if (shown := _short_value(v)) is not None]
+    if stage.sampling:
+        details.append("sampling: " + ", ".join(f"{k}={v}" for k, v in stage.sampling.items() if v not in ([], None)))
+    if stage.seed is not None:
+        details.append(f"seed {stage.seed}")
+    if stage.input is not None:
+        details.append(f"read {stage.input.rows} rows")
+    if stage.counts:
+        details.append("rows by status: " + ", ".join(f"{k} {n}" for k, n in stage.counts.items()))
+    return {"stage": stage.stage, "model": cell, "backend": b.kind, "details": "; ".join(details).replace("|", "\\|") or "-"}
 
 
 def _eliminations(source: ReleaseSource) -> list[dict[str, Any]]:
     out = []
     for config in source.configs:
         table = source.table(config)
-        for name in table.column_names:
-            if not name.endswith("_status"):
-                continue
+        for name in status_columns(table):
             statuses = table.column(name).to_pylist()
-            if not all(isinstance(s, str) or s is None for s in statuses):
-                continue
             reason_col = name[: -len("_status")] + "_reason"
             reasons: Counter[str] = Counter()
             if reason_col in table.column_names:
@@ -152,38 +189,75 @@ def _eliminations(source: ReleaseSource) -> list[dict[str, Any]]:
     return out
 
 
-def _scores(source: ReleaseSource) -> list[dict[str, Any]]:
-    out = []
+def _scores(source: ReleaseSource) -> tuple[list[dict[str, Any]], list[Plot]]:
+    """Summary statistics of every score column of every config, and a plot of each."""
+    out, plots = [], []
+    several = len(source.configs) > 1
     for config in source.configs:
         table = source.table(config)
-        for column in score_columns(source, table):
+        for column in score_columns(source.run, table):
             values = numbers(table, column)
             if values:
                 out.append({"config": config, "column": column, "n": len(values), "mean": statistics.fmean(values),
                             "median": statistics.median(values), "min": min(values), "max": max(values)})  # fmt: skip
-    return out
+                plots.append(Plot(f"plots/{config}/{column}.png" if several else f"plots/{column}.png", config, column, tuple(values)))
+    return out, plots
 
 
-def _examples(source: ReleaseSource) -> list[dict[str, Any]]:
-    """A few evolved rows of the default config, ``ok`` ones first. ``response`` is shown when a
-    responder stage wrote it (``output`` is the seed's answer to the *old* instruction: not shown)."""
-    table = source.table()
+def _response_column(run: RunRecord) -> str | None:
+    """The column the last responder wrote (``output`` by default)."""
+    for stage in reversed(run.stages):
+        if stage.stage == "respond":
+            return str(stage.settings.get("output_column", "output"))
+    return None
+
+
+def _examples(source: ReleaseSource, config: str) -> list[dict[str, Any]]:
+    """A few evolved rows of ``config``, kept rows (every status ``ok``) first. The response is shown
+    when a responder stage wrote it (``output`` otherwise holds the seed's answer to the *old* instruction)."""
+    table = source.table(config)
     names = table.column_names
     if "evolved_instruction" not in names:
         return []
     before = "parent_instruction" if "parent_instruction" in names else "instruction" if "instruction" in names else None
-    rows = [r for r in table.slice(0, 500).to_pylist() if r.get("evolved_instruction")]
-    rows.sort(key=lambda r: r.get("evol_status", "ok") != "ok")
+    answer = _response_column(source.run)
+    statuses = status_columns(table)
+    rows = [r for r in table.slice(0, 500).to_pylist() if r["evolved_instruction"]]
+    rows.sort(key=lambda r: not all(r[c] == "ok" for c in statuses))
     return [
         {
-            "before": _block(row.get(before) if before else None),
+            "before": _block(row[before] if before else None),
             "after": _block(row["evolved_instruction"]),
-            "response": _block(row["response"]) if row.get("response") else None,
-            "operation": row.get("evol_operation"),
-            "status": row.get("evol_status", "ok"),
+            "response": _block(row[answer]) if answer in names and row[answer] else None,
+            "operation": row["evol_operation"] if "evol_operation" in names else None,
+            "status": next((f"{c} {row[c]}" for c in statuses if row[c] != "ok"), "ok"),
         }
         for row in rows[:_EXAMPLES]
     ]
+
+
+def build_view(source: ReleaseSource, options: CardOptions, *, repo_id: str | None, version: str, earlier: list[str], local: bool = False) -> ReleaseView:
+    """Read the release once into what the card shows."""
+    default = source.default_config
+    if len(source.configs) == 1:
+        reason = ""
+    elif source.run.default_config == default:
+        reason = "the run record names it"
+    else:
+        reason = f"it holds the most kept rows ({source.kept_rows(default)} of {source.config_rows(default)} with every status `ok`)"
+    configs = [
+        {"name": name, "default": name == default and len(source.configs) > 1, "kept": source.kept_rows(name),
+         "splits": [{"name": split, "rows": sum(f.rows for f in files), "paths": [f.path_in_repo for f in files]} for split, files in splits.items()]}
+        for name, splits in source.configs.items()
+    ]  # fmt: skip
+    scores, plots = _scores(source)
+    title = options.pretty_name or (repo_id.split("/")[1] if repo_id else source.folder.name)
+    return ReleaseView(
+        source=source, options=options, repo_id=repo_id, version=version, earlier=earlier, title=title, configs=configs,
+        default_config=default, default_reason=reason, stages=[_stage_row(s) for s in source.run.stages],
+        eliminations=_eliminations(source), scores=scores, plots=plots, examples=_examples(source, default),
+        rows_total=max(source.config_rows(c) for c in source.configs), local=local,
+    )  # fmt: skip
 
 
 def _one_line(text: str, width: int) -> str:
@@ -211,42 +285,45 @@ def car_table_markdown(path: Path) -> str:
     return "\n".join(lines)
 
 
-def render_card(
-    source: ReleaseSource,
-    options: CardOptions,
-    *,
-    repo_id: str | None,
-    version: str,
-    earlier: list[str],
-    plots: dict[str, str],
-) -> "DatasetCard":
-    """The card of release ``version``. ``plots`` maps a score column to its PNG's path in the repo."""
+def render_card(view: ReleaseView) -> "DatasetCard":
+    """The card of the release ``view`` describes (its plots are drawn at ``Plot.path`` by the caller).
+
+    ``view.local``: the card is made in a local release folder, so it also says how to load
+    this version there. A card holds no local path (``publish --from`` pushes it to the Hub
+    unchanged): it names the folder :data:`LOCAL_PLACEHOLDER`.
+    """
+    import json
+
     from huggingface_hub import DatasetCard
 
-    data = card_data(source, options, repo_id)
-    configs = [
-        {"name": name, "default": name == source.default_config and len(source.configs) > 1,
-         "splits": [{"name": split, "rows": sum(f.rows for f in files), "paths": [f.path_in_repo for f in files]} for split, files in splits.items()]}
-        for name, splits in source.configs.items()
-    ]  # fmt: skip
+    from .local import checkout_command
+    from .target import load_lines
+
+    source, version, repo_id = view.source, view.version, view.repo_id
+    names = list(source.configs)
     car = next(iter(source.tables.items()), None)
     context = {
-        "title": _title(source, options, repo_id),
-        "seed": seed_name(source.run.get("source")),
-        "rows_total": max(source.config_rows(c) for c in source.configs),
-        "configs": configs,
-        "default_config": source.default_config,
+        "title": view.title,
+        "seed": seed_name(source.run.seed_data),
+        "rows_total": view.rows_total,
+        "configs": view.configs,
+        "default_config": view.default_config,
+        "default_reason": view.default_reason,
         "version": version,
-        "earlier": earlier,
+        "earlier": view.earlier,
         "repo_id": repo_id,
-        "load_id": repo_id or "path/to/this/folder",
-        "hfevol_version": source.run.get("hfevol_version", "?"),
-        "stages": _stages(source.run),
-        "eliminations": _eliminations(source),
-        "scores": _scores(source),
-        "plots": [{"column": c, "path": p} for c, p in plots.items()],
+        "load_hub": load_lines(json.dumps(repo_id), names, f", revision={json.dumps(version)}") if repo_id else (),
+        "local": view.local or not repo_id,
+        "load_latest": load_lines(json.dumps(LOCAL_PLACEHOLDER), names),
+        "checkout": checkout_command(LOCAL_PLACEHOLDER, version, f"{LOCAL_PLACEHOLDER}-{version}"),
+        "load_version": load_lines(json.dumps(f"{LOCAL_PLACEHOLDER}-{version}"), names),
+        "hfevol_version": source.run.hfevol_version,
+        "stages": view.stages,
+        "eliminations": view.eliminations,
+        "scores": view.scores,
+        "plots": [{"column": p.column, "config": p.config, "path": p.path} for p in view.plots],
         "car_table": car_table_markdown(car[1]) if car else None,
         "car_file": car[0] if car else None,
-        "examples": _examples(source),
+        "examples": view.examples,
     }
-    return DatasetCard.from_template(data, template_path=str(shipped_dir("cards") / TEMPLATE), **context)
+    return DatasetCard.from_template(card_data(view), template_path=str(shipped_dir("cards") / TEMPLATE), **context)

@@ -7,12 +7,13 @@ never travels separately, so it cannot land on another branch than the data.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MissingTokenError, PublishError, UploadError
-from .target import Head, Release, RemoteFile, Target
+from .target import Head, Release, RemoteFile, Target, load_lines
 from .versions import version_key
 
 if TYPE_CHECKING:
@@ -37,6 +38,13 @@ def hub_token() -> str:
             hint="set HF_TOKEN or run `hf auth login` (or publish locally: leave out --repo).",
         )
     return token
+
+
+def known_token() -> str | None:
+    """The token from ``HF_TOKEN`` or the ``hf auth login`` store, or None: what a release must never contain."""
+    from huggingface_hub import get_token
+
+    return get_token() or None
 
 
 def _fail(action: str, exc: Exception, cls: type[PublishError] = UploadError, hint: str | None = _RETRY_HINT) -> PublishError:
@@ -141,5 +149,5 @@ class HubTarget(Target):
         action = f"tagging the release (the old {version} tag was already removed)" if replace else "tagging the release"
         self._call(action, self.api.create_tag, self.repo_id, tag=version, revision=commit, tag_message=message)
 
-    def load_hint(self, version: str) -> str:
-        return f'load_dataset("{self.repo_id}", revision="{version}")'
+    def load_hint(self, version: str, configs: list[str]) -> tuple[str | None, tuple[str, ...]]:
+        return None, load_lines(json.dumps(self.repo_id), configs, f", revision={json.dumps(version)}")

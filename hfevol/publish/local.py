@@ -1,43 +1,43 @@
 """The local target: a git repository folder laid out like a Hub dataset repo.
 
 The working tree holds the latest release (README card, data, configuration file, plots),
-so ``load_dataset(<folder>)`` loads it; every version is an annotated tag. ``git
-checkout v1`` brings back an older one, and :func:`export_version` copies a tagged tree
-out unchanged (for ``publish_from``).
+so ``load_dataset(<folder>)`` loads it; every version is an annotated tag. A release commit is
+built from git objects (:mod:`.git`) and the working tree is brought to it only once it is
+tagged, so a publish killed at any point leaves the folder showing the previous release, and
+the same command run again finishes the release. ``load_dataset`` ignores ``revision`` for a
+local folder: an older version is loaded from a checkout of its own
+(:meth:`LocalTarget.load_hint`), and :func:`export_version` copies a tagged tree out
+unchanged (for ``publish_from``).
 """
 
 from __future__ import annotations
 
 import io
-import os
-import shutil
+import json
+import shlex
 import subprocess
 import tarfile
 from pathlib import Path
 
-from ..errors import ConfigError, MissingDependencyError, PublishError
-from .target import KEEP, Head, Release, RemoteFile, Target
+from ..errors import ConfigError, PublishError
+from . import git as plumbing
+from .git import git
+from .target import KEEP, Head, Release, RemoteFile, Target, load_lines
 from .versions import version_key
-
-_IDENTITY = {"GIT_AUTHOR_NAME": "hfevol", "GIT_AUTHOR_EMAIL": "hfevol@localhost", "GIT_COMMITTER_NAME": "hfevol", "GIT_COMMITTER_EMAIL": "hfevol@localhost"}
-
-
-def git(folder: Path, *args: str, check: bool = True) -> str:
-    """Run git in ``folder``; return its stdout. Raises PublishError with git's own message."""
-    if shutil.which("git") is None:
-        raise MissingDependencyError("git", "the local release target", "install git (e.g. apt-get install git)")
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
-    for key, value in _IDENTITY.items():  # only where the user has not set an identity
-        env.setdefault(key, value)
-    result = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, env=env)
-    if check and result.returncode != 0:
-        message = (result.stderr or result.stdout).decode(errors="replace").strip().splitlines()
-        raise PublishError(f"git {args[0]} failed in {folder}: {message[-1] if message else 'exit ' + str(result.returncode)}")
-    return result.stdout.decode(errors="replace")
 
 
 def is_release_folder(folder: Path) -> bool:
     return (folder / ".git").exists()
+
+
+def version_folder(folder: Path, version: str) -> Path:
+    """Where the load hint checks out ``version`` of release folder ``folder``: ``<folder>-<version>`` beside it."""
+    return folder.with_name(f"{folder.name}-{version}")
+
+
+def checkout_command(folder: str, version: str, dest: str) -> str:
+    """The shell line that checks out ``version`` of a release folder into ``dest`` (a new folder)."""
+    return shlex.join(["git", "-C", folder, "worktree", "add", "--detach", dest, version])
 
 
 class LocalTarget(Target):
@@ -50,7 +50,11 @@ class LocalTarget(Target):
         self.location = str(self.folder)
 
     def prepare(self) -> None:
-        """Create the repository if needed; refuse a folder that holds something else or has edits."""
+        """Create the repository if needed; refuse a folder that holds something else or has edits.
+
+        A checkout left behind by a publish killed before it updated the working tree (or an
+        older release checked out by hand) is not an edit: it is brought to the latest release.
+        """
         if self.folder.exists() and not self.folder.is_dir():
             raise ConfigError(f"local release folder {self.folder} is a file")
         if not is_release_folder(self.folder):
@@ -58,12 +62,24 @@ class LocalTarget(Target):
                 raise ConfigError(f"{self.folder} is not empty and is not a release folder (no .git)", hint="choose another --local-dir.")
             self.folder.mkdir(parents=True, exist_ok=True)
             git(self.folder, "init", "-q", "-b", "main")
-        dirty = git(self.folder, "status", "--porcelain").strip()
-        if dirty:
-            raise PublishError(
-                f"the release folder {self.folder} has uncommitted changes:\n{dirty}",
-                hint="commit or discard them (git -C FOLDER stash) so that a release holds only published content.",
-            )
+        status = git(self.folder, "status", "--porcelain", "--untracked-files=all").splitlines()
+        edits = [line for line in status if line[1:2] != " "]  # changed in the working tree, or untracked
+        hint = f"keep them aside with `git -C {shlex.quote(str(self.folder))} stash --include-untracked` (or discard them), so that a release holds only published content."
+        if edits:
+            raise PublishError(f"the release folder {self.folder} has uncommitted changes:\n" + "\n".join(edits), hint=hint)
+        head = plumbing.branch_commit(self.folder)
+        if head is None:
+            if status:  # staged by hand before the first release
+                raise PublishError(f"the release folder {self.folder} has staged changes that are not a release:\n" + "\n".join(status), hint=hint)
+            return
+        symbolic = git(self.folder, "symbolic-ref", "-q", "HEAD", check=False).strip()
+        index_tree = git(self.folder, "write-tree").strip()
+        if symbolic == plumbing.BRANCH and index_tree == plumbing.tree_of(self.folder, head):
+            return
+        if index_tree != plumbing.EMPTY_TREE and index_tree not in plumbing.history_trees(self.folder):
+            raise PublishError(f"the release folder {self.folder} has staged changes that are not a release:\n" + "\n".join(status), hint=hint)
+        if any(r.commit == head for r in self.releases()):  # the latest release, never shown: show it now
+            plumbing.check_out_branch(self.folder)
 
     def releases(self) -> list[Release]:
         if not is_release_folder(self.folder):
@@ -84,7 +100,7 @@ class LocalTarget(Target):
         return files
 
     def head(self) -> Head | None:
-        commit = git(self.folder, "rev-parse", "--verify", "-q", "HEAD^{commit}", check=False).strip()
+        commit = plumbing.branch_commit(self.folder)
         return Head(commit, self._files(commit)) if commit else None
 
     def files_at(self, commit: str) -> Head:
@@ -93,27 +109,26 @@ class LocalTarget(Target):
     def commit(self, files: dict[str, Path], delete: list[str], message: str, *, create_pr: bool) -> tuple[str, str | None]:
         if create_pr:
             raise ConfigError("create_pr applies to the Hub only", hint="give a repo id to open a pull request.")
-        for path in delete:
-            gone = self.folder / path
-            gone.unlink(missing_ok=True)
-            for parent in gone.parents:  # folders left empty go too, as git would not keep them
-                if parent == self.folder or any(parent.iterdir()):
-                    break
-                parent.rmdir()
-        for path, local in files.items():
-            target = self.folder / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(local, target)
-        git(self.folder, "add", "-A")
-        if git(self.folder, "status", "--porcelain").strip():
-            git(self.folder, "commit", "-q", "-m", message)
-        return git(self.folder, "rev-parse", "HEAD").strip(), None
+        parent = plumbing.branch_commit(self.folder)
+        commit = plumbing.build_commit(self.folder, files, delete, message, parent)
+        if commit is None:
+            return parent, None  # type: ignore[return-value] - a tree equal to the parent's has a parent
+        plumbing.move_branch(self.folder, commit, parent, message)
+        return commit, None
 
     def tag(self, version: str, commit: str, message: str, *, replace: bool) -> None:
         git(self.folder, "tag", "-a", *(["-f"] if replace else []), "-m", message, version, commit)
+        plumbing.pause("tag")
 
-    def load_hint(self, version: str) -> str:
-        return f'load_dataset("{self.folder}")  # the checked-out release; git -C {self.folder} checkout {version} for this one'
+    def show(self, commit: str) -> None:
+        """Bring the working tree to the branch, now that its release is tagged."""
+        plumbing.check_out_branch(self.folder)
+
+    def load_hint(self, version: str, configs: list[str]) -> tuple[str | None, tuple[str, ...]]:
+        """``version`` checked out in a folder of its own (``load_dataset`` ignores ``revision``
+        for a local folder, and the release folder itself shows the latest release), then loaded."""
+        dest = version_folder(self.folder, version)
+        return checkout_command(str(self.folder), version, str(dest)), load_lines(json.dumps(str(dest)), configs)
 
 
 def export_version(folder: str | Path, version: str, dest: Path) -> dict[str, Path]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 from dataclasses import dataclass
@@ -9,10 +10,13 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import ConfigError, PublishError, ReleaseExistsError, UploadError
-from .card import CardOptions, numbers, render_card, score_columns
-from .hub import HubTarget, hub_token
+from ..extras import available
+from ..locks import exclusive_lock
+from .card import CardOptions, build_view, render_card
+from .git import pause
+from .hub import HubTarget, hub_token, known_token
 from .local import LocalTarget, export_version, is_release_folder
-from .source import ReleaseSource, read_source
+from .source import ReleaseSource, read_source, release_configs
 from .target import Release, Target
 from .versions import check_repo_id, check_version
 
@@ -35,8 +39,11 @@ class PublishResult:
     commit: str
     tag: str | None
     files: tuple[str, ...]
-    load: str
-    """One line of Python that loads the release."""
+    load: tuple[str, ...]
+    """Python expressions that load this version, one per config (``load_dataset(...)``)."""
+    load_setup: str | None = None
+    """A shell command to run before them: for a local folder, it checks the version out in a
+    folder of its own (``load_dataset`` ignores ``revision`` for a local folder)."""
     pr_url: str | None = None
     private: bool | None = None
     note: str = ""
@@ -74,8 +81,9 @@ def publish(
       (``hfevol_run.json``), CAR table and plots go in ONE commit on ``branch``; files of
       an earlier release that this one lacks are deleted in that same commit.
     - **No tag on a partial commit.** The tag is created only after the commit call has
-      returned its commit id, and after the files at that id have been read back and
-      compared with what was sent; it names that id, not the branch. A Hub commit is
+      returned its commit id, and after the whole tree at that id has been read back and
+      compared with what was sent (exactly those files, :data:`target.KEEP` files aside); it
+      names that id, not the branch. A Hub commit is
       atomic (one request), so a failure before it leaves the branch as it was, and a
       failure after it (an answer lost) leaves an untagged commit that the retry finds
       identical and tags.
@@ -88,7 +96,15 @@ def publish(
     - **Private stays private.** ``private=True`` creates a private repo or turns a public
       one private; nothing ever makes a repo public.
     - **Tokens.** The Hub token comes only from ``HF_TOKEN`` or ``hf auth login``; it is never
-      written, logged or put in an error, and a release whose files contain it is refused.
+      written, logged or put in an error, and a release whose files contain it is refused, on
+      the Hub and in a local folder alike (whenever a token is set).
+    - **One publish per release folder.** A local publish holds the folder's lock
+      (:func:`hfevol.locks.exclusive_lock`) from start to end; a second one stops with
+      LockedError naming the first. Its commit is built from git objects and the working tree
+      is moved to it only once it is tagged, so a publish killed at any point leaves the
+      previous release checked out, and the same command run again completes the release.
+    - **A re-run is harmless.** When ``version`` already names the branch's commit and that
+      commit holds this content, nothing is written (``status="unchanged"``).
 
     Raises:
         ConfigError: a bad version, repo id, target or option combination.
@@ -96,6 +112,7 @@ def publish(
         MissingTokenError: the Hub target and no token.
         ReleaseExistsError: ``version`` exists and not ``force``.
         UploadError: the Hub failed or the connection dropped; nothing was tagged.
+        LockedError: another command holds the local release folder.
         PublishError: any other failure of the target (a rejected token, git).
     """
     version = check_version(version)
@@ -119,13 +136,19 @@ def publish(
         if where == source.folder or source.folder in where.parents:
             raise ConfigError(f"the release folder {where} must not be inside the output folder {source.folder}")
         dest = LocalTarget(where)
+        with exclusive_lock(where, what="the release folder"):
+            pause("locked")
+            return _prepare_and_release(dest, source, repo_id, version, message, force=force, create_pr=False, options=card)
+    return _prepare_and_release(dest, source, repo_id, version, message, force=force, create_pr=create_pr, options=card)
+
+
+def _prepare_and_release(dest: Target, source: ReleaseSource, repo_id: str | None, version: str, message: str | None, *,
+                         force: bool, create_pr: bool, options: CardOptions | None) -> PublishResult:  # fmt: skip
     dest.prepare()
     releases = dest.releases()
-    _check_new(releases, version, force, dest.location)
     with tempfile.TemporaryDirectory(prefix="hfevol-release-") as tmp:
-        files = _stage(source, Path(tmp), repo_id=repo_id, version=version, earlier=[r.version for r in releases if r.version != version], options=card or CardOptions())
-        if kind == "hub":
-            _refuse_token(files)
+        earlier = [r.version for r in releases if r.version != version]
+        files = _stage(source, Path(tmp), repo_id=repo_id, version=version, earlier=earlier, options=options or CardOptions(), local=dest.kind == "local")
         return _release(dest, files, version, message or f"Release {version}", force=force, create_pr=create_pr, releases=releases)
 
 
@@ -150,11 +173,10 @@ def publish_from(
     hub_token()
     with tempfile.TemporaryDirectory(prefix="hfevol-release-") as tmp:
         files = export_version(release_folder, version, Path(tmp))
-        _refuse_token(files)
+        _refuse_token(files)  # before the Hub is contacted at all
         dest = HubTarget(repo_id, branch=branch, private=private)
         dest.prepare()
         releases = dest.releases()
-        _check_new(releases, version, force, dest.location)
         return _release(dest, files, version, message or f"Release {version}", force=force, create_pr=create_pr, releases=releases)
 
 
@@ -178,21 +200,20 @@ def _check_new(releases: list[Release], version: str, force: bool, location: str
         )
 
 
-def _stage(source: ReleaseSource, tmp: Path, *, repo_id: str | None, version: str, earlier: list[str], options: CardOptions) -> dict[str, Path]:
+def _stage(source: ReleaseSource, tmp: Path, *, repo_id: str | None, version: str, earlier: list[str], options: CardOptions, local: bool) -> dict[str, Path]:
     """The release's files: the payload as it is, plus the plots and the card written to ``tmp``."""
     from ..scoring.plot import histogram_png
 
     files = source.payload()
-    table = source.table()
-    plots: dict[str, str] = {}
-    for column in score_columns(source, table):
-        values = numbers(table, column)
-        path_in_repo = f"plots/{column}.png"
-        drawn = histogram_png(values, tmp / path_in_repo, label=column, title=f"Distribution of {column} ({len(values)} rows)")
-        if drawn is not None:
-            files[path_in_repo] = drawn
-            plots[column] = path_in_repo
-    card = render_card(source, options, repo_id=repo_id, version=version, earlier=earlier, plots=plots)
+    view = build_view(source, options, repo_id=repo_id, version=version, earlier=earlier, local=local)
+    drawn = []
+    for plot in view.plots if available("plots") else ():  # every config with scores; without matplotlib, a card without plots
+        title = f"Distribution of {plot.column} ({len(plot.values)} rows{f', {plot.config}' if plot.config else ''})"
+        png = histogram_png(list(plot.values), tmp / plot.path, label=plot.column, title=title)
+        if png is not None:
+            files[plot.path] = png
+            drawn.append(plot)
+    card = render_card(dataclasses.replace(view, plots=drawn))
     readme = tmp / "README.md"
     readme.write_text(str(card), encoding="utf-8")
     files["README.md"] = readme
@@ -200,23 +221,35 @@ def _stage(source: ReleaseSource, tmp: Path, *, repo_id: str | None, version: st
 
 
 def _refuse_token(files: dict[str, Path]) -> None:
-    """Refuse to upload a file that contains the Hub token (without ever printing the token)."""
-    token = hub_token().encode()
+    """Refuse to release a file that contains the Hub token, to the Hub or to a local folder
+    (without ever printing the token). The one check every publish path goes through."""
+    token = known_token()
+    if token is None:
+        return
+    needle = token.encode()
     for path, local in files.items():
-        if token in local.read_bytes():
+        if needle in local.read_bytes():
             raise PublishError(f"{path} contains your Hub token; refusing to publish it", hint="remove the token from that file and run again.")
 
 
 def _release(dest: Target, files: dict[str, Path], version: str, message: str, *, force: bool, create_pr: bool, releases: list[Release]) -> PublishResult:
     def result(status: Status, commit: str, *, tag: str | None = None, pr_url: str | None = None, note: str = "") -> PublishResult:
+        if status != "pull_request":
+            dest.show(commit)
+        setup, load = dest.load_hint(version, release_configs(files))
         return PublishResult(
             target=dest.kind, location=dest.location, version=version, status=status, commit=commit, tag=tag,  # type: ignore[arg-type]
-            files=tuple(sorted(files)), load=dest.load_hint(version), pr_url=pr_url, private=dest.private, note=note,
+            files=tuple(sorted(files)), load=load, load_setup=setup, pr_url=pr_url, private=dest.private, note=note,
         )  # fmt: skip
 
+    _refuse_token(files)
     head = dest.head()
+    same = head is not None and head.same_payload(files)
+    if same and not force and any(r.version == version and r.commit == head.commit for r in releases):  # type: ignore[union-attr]
+        return result("unchanged", head.commit, note=f"release {version} already holds this content; nothing was written.")  # type: ignore[union-attr]
+    _check_new(releases, version, force, dest.location)
     commit = None
-    if head is not None and head.same_payload(files):
+    if head is not None and same:
         tagged = [r.version for r in releases if r.commit == head.commit]
         if not force and (tagged or create_pr):
             where = f"release {tagged[-1]}" if tagged else "the branch"

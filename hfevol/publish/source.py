@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DatasetNotFoundError, EmptyDatasetError, NotHfevolOutputError
-from ..io import RUN_FILE
+from ..record import RUN_FILE, RunRecord
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -44,10 +43,11 @@ class ReleaseSource:
     """An hfevol output folder, checked: its run record, data files and extra tables."""
 
     folder: Path
-    run: dict[str, Any]
+    run: RunRecord
     files: list[DataFile]
     tables: dict[str, Path] = field(default_factory=dict)
     """Extra files shipped as they are (the CAR table), by path in the repo."""
+    _tables: dict[str, "pa.Table"] = field(default_factory=dict, repr=False)
 
     @property
     def configs(self) -> dict[str, dict[str, list[DataFile]]]:
@@ -59,8 +59,30 @@ class ReleaseSource:
 
     @property
     def default_config(self) -> str:
-        named = self.run.get("default_config")
-        return named if named in self.configs else list(self.configs)[-1]
+        """The record's ``default_config`` if it names one, else the config with the most kept rows
+        (every ``*_status`` column ``ok``), the later one on a tie: the one a user would train on."""
+        if self.run.default_config in self.configs:
+            return self.run.default_config
+        best = None
+        for config in self.configs:  # natural order: on a tie the later config wins
+            if best is None or self.kept_rows(config) >= self.kept_rows(best):
+                best = config
+        assert best is not None
+        return best
+
+    def kept_rows(self, config: str) -> int:
+        """Rows of ``config`` whose every status column is ``ok`` (all rows when there is none)."""
+        import pyarrow.compute as pc
+
+        table = self.table(config)
+        columns = status_columns(table)
+        if not columns:
+            return table.num_rows
+        mask = None
+        for name in columns:
+            ok = pc.fill_null(pc.equal(table.column(name), "ok"), False)
+            mask = ok if mask is None else pc.and_(mask, ok)
+        return int(pc.sum(mask).as_py() or 0)
 
     def config_rows(self, config: str) -> int:
         return sum(f.rows for files in self.configs[config].values() for f in files)
@@ -70,8 +92,12 @@ class ReleaseSource:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        files = [f for fs in self.configs[config or self.default_config].values() for f in fs]
-        return pa.concat_tables([pq.read_table(f.local) for f in files], promote_options="default")
+        name = config or self.default_config
+        cached = self._tables.get(name)
+        if cached is None:
+            files = [f for fs in self.configs[name].values() for f in fs]
+            cached = self._tables[name] = pa.concat_tables([pq.read_table(f.local) for f in files], promote_options="default")
+        return cached
 
     def payload(self) -> dict[str, Path]:
         """The files whose content defines the release: data, run record, tables (not the card)."""
@@ -79,6 +105,13 @@ class ReleaseSource:
         out[RUN_FILE] = self.folder / RUN_FILE
         out.update(self.tables)
         return out
+
+
+def status_columns(table: "pa.Table") -> list[str]:
+    """The ``<name>_status`` columns of strings (``evol_status``, ``output_status``, ``score_status`` ...)."""
+    import pyarrow.types as pt
+
+    return [n for n in table.column_names if n.endswith("_status") and (pt.is_string(table.schema.field(n).type) or pt.is_large_string(table.schema.field(n).type))]
 
 
 def content_name(rel: Path, path: Path) -> str:
@@ -93,6 +126,12 @@ def content_name(rel: Path, path: Path) -> str:
     from .target import file_sha256
 
     return rel.with_name(f"{rel.stem}-{file_sha256(path)[:12]}{rel.suffix}").as_posix()
+
+
+def release_configs(paths: list[str] | dict[str, Path]) -> list[str]:
+    """The configs of a release's files (``data/<split>...`` is ``default``), in natural order."""
+    names = {p.split("/")[1] if p.count("/") == 2 else "default" for p in paths if p.startswith("data/") and p.endswith(".parquet")}
+    return sorted(names, key=natural_key)
 
 
 def natural_key(text: str) -> list[Any]:
@@ -119,15 +158,9 @@ def read_source(folder: str | Path) -> ReleaseSource:
     if not root.is_dir():
         raise DatasetNotFoundError(f"output folder {str(folder)!r} does not exist", hint="give the --out folder of an hfevol run.")
     hint = "publish a folder written by an hfevol run (e.g. `hfevol evolve --out DIR`)."
-    run_file = root / RUN_FILE
-    if not run_file.is_file():
+    if not (root / RUN_FILE).is_file():
         raise NotHfevolOutputError(f"{str(folder)!r} is not an hfevol output: it has no {RUN_FILE}", hint=hint)
-    try:
-        run = json.loads(run_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise NotHfevolOutputError(f"{run_file} is not valid JSON: {exc}", hint=hint) from exc
-    if not isinstance(run, dict) or not isinstance(run.get("stages"), list):
-        raise NotHfevolOutputError(f"{run_file} is not an hfevol run record: it has no 'stages' list", hint=hint)
+    run = RunRecord.read(root)
     files = []
     for path in sorted((root / "data").rglob("*.parquet")):
         rel = path.relative_to(root / "data")
@@ -146,9 +179,35 @@ def read_source(folder: str | Path) -> ReleaseSource:
         files.append(DataFile(f"data/{content_name(rel, path)}", path, config, split, rows))
     if not files:
         raise NotHfevolOutputError(f"{str(folder)!r} has no data: no parquet file under data/", hint=hint)
+    check_files(root, run, [f.local for f in files])
     source = ReleaseSource(folder=root, run=run, files=files, tables={n: root / n for n in CAR_TABLES if (root / n).is_file()})
     for config in source.configs:
         if source.config_rows(config) == 0:
             where = "the dataset" if len(source.configs) == 1 else f"config {config!r}"
             raise EmptyDatasetError(f"{where} in {str(folder)!r} has no rows; there is nothing to publish", hint="check the run that wrote it.")
     return source
+
+
+def check_files(root: Path, run: RunRecord, paths: list[Path]) -> None:
+    """Refuse data files that differ from the ones the run record lists (a record without a file list, written
+    before hfevol listed them, is not checked).
+
+    Raises:
+        NotHfevolOutputError: a data file that the record does not list, lists with another digest, or lists but is missing.
+    """
+    from .target import file_sha256
+
+    if not run.files:
+        return
+    command = run.last_command.name if run.last_command else "the hfevol command"
+    hint = f"the folder is not as `hfevol {command}` wrote it; run that command again."
+    listed = {f.path: f for f in run.files}
+    for path in paths:
+        rel = path.relative_to(root).as_posix()
+        entry = listed.pop(rel, None)
+        if entry is None:
+            raise NotHfevolOutputError(f"data file {rel} in {root} is not listed in its {RUN_FILE}", hint=hint)
+        if file_sha256(path) != entry.sha256:
+            raise NotHfevolOutputError(f"data file {rel} in {root} does not match its {RUN_FILE} (its sha256 differs)", hint=hint)
+    if listed:
+        raise NotHfevolOutputError(f"data file {sorted(listed)[0]}, listed in the {RUN_FILE} of {root}, is missing", hint=hint)

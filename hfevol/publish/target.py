@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 
 KEEP = (".gitattributes", ".gitignore")
-"""Files of a target branch that a release never deletes."""
+"""Files of a target branch that a release never deletes and that may sit beside a release's
+files in its commit: the ``.gitattributes`` that the Hub creates with every repo (and a
+``.gitignore`` added by hand). Every other file of a release commit is one the release sent."""
 DERIVED = ("README.md", "plots/")
 """Files made from the payload (the card, the plots): not part of the content comparison."""
 
@@ -79,8 +82,17 @@ class Head:
         return sorted(p for p in self.files if p not in files and p not in KEEP)
 
     def check_commit(self, files: dict[str, Path]) -> list[str]:
-        """The files of ``files`` that this commit lacks or holds with other content."""
-        return sorted(p for p, local in files.items() if p not in self.files or not self.files[p].matches(local))
+        """What makes this commit's WHOLE tree differ from ``files``: the files it lacks or holds
+        with other content, and the files it holds that were not sent (:data:`KEEP` files aside)."""
+        wrong = [p for p, local in files.items() if p not in self.files or not self.files[p].matches(local)]
+        extra = [f"{p} (not sent)" for p in self.files if p not in files and p not in KEEP]
+        return sorted(wrong + extra)
+
+
+def load_lines(location: str, configs: list[str], extra: str = "") -> tuple[str, ...]:
+    """``load_dataset(<location>, <config><extra>)`` for each config (no config name when there is only ``default``)."""
+    names = [None] if configs == ["default"] else configs
+    return tuple(f"load_dataset({location}{'' if c is None else ', ' + json.dumps(c)}{extra})" for c in names)
 
 
 def is_derived(path: str) -> bool:
@@ -119,6 +131,10 @@ class Target(abc.ABC):
     def tag(self, version: str, commit: str, message: str, *, replace: bool) -> None:
         """Point tag ``version`` at ``commit`` (``replace``: move an existing tag)."""
 
+    def show(self, commit: str) -> None:
+        """Once ``commit`` is tagged, make a local working copy show it (nothing to do on the Hub)."""
+
     @abc.abstractmethod
-    def load_hint(self, version: str) -> str:
-        """One line of Python that loads ``version``."""
+    def load_hint(self, version: str, configs: list[str]) -> tuple[str | None, tuple[str, ...]]:
+        """How to load ``version``: a shell command to run first (or None), then one Python
+        ``load_dataset(...)`` expression per config in ``configs``."""

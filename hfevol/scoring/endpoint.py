@@ -45,6 +45,7 @@ from typing import Any
 from ..backends.openai import OpenAIBackend
 from ..backends.tgi import TGIBackend
 from ..errors import ConfigError, EndpointError, TokenMismatchError
+from ..extras import require
 from .construction import TokenizerEncoder, chat_sequences, conditioned_text, reference_sequences
 from .losses import SpanLoss, TokenSequence
 from .transform import TRUNCATION_RULE, Batch, _fill, _RowScoring
@@ -52,31 +53,6 @@ from .transform import TRUNCATION_RULE, Batch, _fill, _RowScoring
 Prefill = list[tuple[int, str, float | None]]
 
 CHECK_TEXT = "hfevol checks that this server returns prompt log-probabilities."
-
-
-@dataclass(frozen=True)
-class _Source:
-    """Where one kind of server takes prompt log-probs from, and how long a prompt it takes."""
-
-    label: str
-    """Named in the output metadata (``logprobs``)."""
-    limit_field: str
-    """The field of the start-up check's ``server`` description that bounds a prompt."""
-    reserved: int
-    """Tokens of that limit that the one generated token takes."""
-    sends_ids: bool
-    """Prompts go out as ``/tokenize`` ids (cut to ``max_length``), not as texts."""
-    server_hint: str
-
-
-_TGI = _Source("tgi prefill (decoder_input_details)", "max_input_tokens", 0, False, "serve the model with Text Generation Inference (TGI).")
-_VLLM = _Source(
-    "vllm prompt_logprobs",
-    "max_model_len",
-    1,
-    True,
-    "serve the model with vLLM, whose /tokenize and prompt_logprobs endpoint scoring reads; for TGI pass its URL or a TGIBackend (CLI: --endpoint-api tgi).",
-)
 
 
 @dataclass
@@ -130,20 +106,18 @@ class EndpointScore(_RowScoring):
                 f"endpoint={self.endpoint!r} must be a TGI server URL, a list of replica URLs, a TGIBackend or an OpenAIBackend (vLLM)",
                 hint="for vLLM pass OpenAIBackend(urls=...); a URL alone means TGI.",
             )
-        if self.mode == "chat" and not isinstance(self.endpoint, OpenAIBackend):
+        if self.mode == "chat" and not self.endpoint.sends_ids:
             raise ConfigError(
                 "mode='chat' through an endpoint needs vLLM (an OpenAIBackend): TGI reads a text prompt, which cannot reproduce the chat pieces' tokens",
                 hint="use mode='reference' with TGI, pass OpenAIBackend(urls=..., tokenizer=...) for vLLM, or score with the local model (Score).",
             )
+        if self.mode == "chat":
+            require("tokenizer", "mode='chat' through an endpoint (the chat template is rendered here)", "transformers")
 
     @property
     def backend(self) -> TGIBackend | OpenAIBackend:
         assert isinstance(self.endpoint, (TGIBackend, OpenAIBackend))
         return self.endpoint
-
-    @property
-    def _source(self) -> _Source:
-        return _VLLM if isinstance(self.endpoint, OpenAIBackend) else _TGI
 
     # -- start-up check ----------------------------------------------------------------
 
@@ -154,43 +128,44 @@ class EndpointScore(_RowScoring):
     async def acheck(self) -> dict[str, Any]:
         """The async form of :meth:`check`."""
         if getattr(self, "_served", None) is None:
-            backend, source = self.backend, self._source
-            refused = ("not_found", "rejected") if source is _VLLM else ("not_found",)
+            backend = self.backend
+            scoring = backend.SCORING
             try:
                 await backend.atokenize(CHECK_TEXT)
             except EndpointError as exc:
-                if exc.cause not in refused:
+                if exc.cause not in scoring.tokenize_refusals:
                     raise
                 raise EndpointError(
-                    f"{exc.url} has no /tokenize route that takes {'vLLM' if source is _VLLM else 'TGI'}'s request, which endpoint scoring needs for token boundaries ({exc.message})",
+                    f"{exc.url} has no /tokenize route that takes {scoring.server}'s request, which endpoint scoring needs for token boundaries ({exc.message})",
                     cause="unsupported",
                     url=exc.url,
-                    hint=source.server_hint,
+                    hint=scoring.hint,
                 ) from exc
             await backend.aprompt_logprobs(CHECK_TEXT)  # raises, with what to change on the server, when there are none
             served = backend.describe()
             if self.mode == "chat":
-                assert isinstance(backend, OpenAIBackend)
                 self._encoder = await _chat_encoder(backend, served["model"])
             self._served = served
         return self._served
 
     def metadata(self) -> dict[str, Any]:
-        """What reproduces the scores: the served model and server, construction, forms, truncation."""
+        """What reproduces the scores, in the run record's stage shape: the served model and server, construction, forms, truncation."""
+        from ..record import BackendInfo, StageRecord
+
         served = self.check()
-        return {
-            "stage": "score",
-            "model": {"model": served["model"], "revision": served["revision"]},
-            "endpoint": served,
-            "logprobs": self._source.label,
-            "mode": self.mode,
+        backend = BackendInfo.from_description(served, model=self.endpoint.model or served["model"], served_model=served["model"])
+        return StageRecord.describe(
+            "score",
+            backend=backend,
+            logprobs=self.backend.SCORING.label,
+            mode=self.mode,
             **({"tokenizer": self._encoder.model_name} if self.mode == "chat" else {}),
-            "ifd_form": self.ifd_form,
-            "ic_ifd_form": self.ic_ifd_form,
-            "max_length": self.max_length,
-            "truncation": TRUNCATION_RULE,
-            "columns": {"instruction": self.instruction_column, "input": self.input_column, "output": self.output_column, "skip_unless": self.skip_unless},
-        }
+            ifd_form=self.ifd_form,
+            ic_ifd_form=self.ic_ifd_form,
+            max_length=self.max_length,
+            truncation=TRUNCATION_RULE,
+            columns={"instruction": self.instruction_column, "input": self.input_column, "output": self.output_column, "skip_unless": self.skip_unless},
+        )
 
     # -- scoring -----------------------------------------------------------------------
 
@@ -205,16 +180,16 @@ class EndpointScore(_RowScoring):
         self.backend.run(lambda: self._ascore(questions, answers, rows, out, indices))
 
     async def _ascore(self, questions: list[str], answers: list[str], rows: list[int], out: Batch, indices: Sequence[int] | None) -> None:
-        served = await self.acheck()
-        backend, source = self.backend, self._source
+        await self.acheck()
+        backend = self.backend
+        sends_ids = backend.sends_ids
         if self.mode == "chat":
             pairs = chat_sequences(self._encoder, questions, answers)
         else:
             texts = list(dict.fromkeys((*questions, *answers, *(conditioned_text(q, a) for q, a in zip(questions, answers)))))
             ids = await asyncio.gather(*(backend.atokenize(text) for text in texts))
             pairs = reference_sequences(_KnownIds(dict(zip(texts, ids))), questions, answers)
-        limit = served.get("server", {}).get(source.limit_field)
-        limit = limit - source.reserved if isinstance(limit, int) else None
+        limit, rule = backend.prompt_limit()
         bar = _progress(len(rows)) if self.progress else None
 
         async def one(k: int) -> None:
@@ -224,14 +199,13 @@ class EndpointScore(_RowScoring):
                 if bar is not None:
                     bar.update(1)
                 return
-            sent = cut if source.sends_ids else pairs[k]  # TGI reads the whole text
+            sent = cut if sends_ids else pairs[k]  # TGI reads the whole text
             try:
                 longest = max(len(s.ids) for s in sent)
                 if limit is not None and longest > limit:
-                    rule = f"{source.limit_field}{' less the generated token' if source.reserved else ''}"
                     _fill(out, j, status="too_long", reason=f"{longest} tokens; the server takes at most {limit} ({rule})")
                     return
-                prompts = [s.ids for s in cut] if source.sends_ids else [conditioned_text(questions[k], answers[k]), answers[k]]
+                prompts = [s.ids for s in cut] if sends_ids else [conditioned_text(questions[k], answers[k]), answers[k]]
                 prefills = await asyncio.gather(*(backend.aprompt_logprobs(p) for p in prompts))
             except EndpointError as exc:
                 if exc.fatal:
@@ -254,9 +228,9 @@ class EndpointScore(_RowScoring):
                 bar.close()
 
 
-async def _chat_encoder(backend: OpenAIBackend, served_model: str) -> TokenizerEncoder:
+async def _chat_encoder(backend: TGIBackend | OpenAIBackend, served_model: str) -> TokenizerEncoder:
     """The local tokenizer and chat template for ``mode="chat"``, checked against the server's ``/tokenize``."""
-    from ..backends.endpoint import load_template_tokenizer
+    from ..models.loading import load_template_tokenizer
 
     name = backend.tokenizer or served_model
     tokenizer = load_template_tokenizer(

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import MissingDependencyError
+from ..extras import install_line
 from ..stats import finite
 
 
@@ -30,7 +31,7 @@ def histogram_png(values: Sequence[float | None], path: str | Path, *, label: st
         matplotlib.use("Agg", force=True)
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        raise MissingDependencyError("matplotlib", "plotting score distributions") from exc
+        raise MissingDependencyError("matplotlib", "plotting score distributions", install_line("plots")) from exc
     mean = sum(shown) / len(shown)
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     try:

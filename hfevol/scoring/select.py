@@ -7,7 +7,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from ..errors import ConfigError, DataError, MissingColumnError
 
@@ -117,6 +117,45 @@ def plan_selection(
         threshold=chosen[-1][0] if chosen else None,
         settings=settings,
     )
+
+
+@overload
+def select(
+    ds: "Dataset",
+    by: str = ...,
+    top: Top = ...,
+    *,
+    ascending: bool = ...,
+    drop_ifd_above_one: bool = ...,
+    ifd_column: str = ...,
+    return_selection: Literal[False] = ...,
+) -> "Dataset": ...
+
+
+@overload
+def select(
+    ds: "Dataset",
+    by: str = ...,
+    top: Top = ...,
+    *,
+    ascending: bool = ...,
+    drop_ifd_above_one: bool = ...,
+    ifd_column: str = ...,
+    return_selection: Literal[True],
+) -> "tuple[Dataset, Selection]": ...
+
+
+@overload
+def select(
+    ds: "Dataset",
+    by: str = ...,
+    top: Top = ...,
+    *,
+    ascending: bool = ...,
+    drop_ifd_above_one: bool = ...,
+    ifd_column: str = ...,
+    return_selection: bool,
+) -> "Dataset | tuple[Dataset, Selection]": ...
 
 
 def select(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..errors import ConfigError, InvalidRowError
+from ..extras import require_local
 from ..models.loading import EMBEDDED_MODEL, LoadedModel, load_model
 from ..status import Status
 from ..validation import require_columns
@@ -233,6 +234,7 @@ class Score(_RowScoring):
             ``mode="chat"`` with a tokenizer that has no chat template.
         MissingColumnError: the instruction or output column is absent.
         InvalidRowError: a row holds a None or non-string value and ``on_invalid="raise"``.
+        MissingDependencyError: when built, without ``hfevol[local]`` (torch, transformers).
         ModelNotFoundError, ModelLoadError: the model cannot be found or is not a causal LM.
     """
 
@@ -245,6 +247,7 @@ class Score(_RowScoring):
         super().__post_init__()
         if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool) or self.batch_size < 1:
             raise ConfigError(f"batch_size={self.batch_size!r} must be an integer >= 1")
+        require_local(f"Score(model={self.model!r})", self.model)
 
     @property
     def loaded(self) -> LoadedModel:
@@ -264,17 +267,19 @@ class Score(_RowScoring):
         return min(limits) if limits else None
 
     def metadata(self) -> dict[str, Any]:
-        """Everything needed to reproduce the scores: model identity, construction, forms, truncation."""
-        return {
-            "stage": "score",
-            "model": self.loaded.identity,
-            "mode": self.mode,
-            "ifd_form": self.ifd_form,
-            "ic_ifd_form": self.ic_ifd_form,
-            "max_length": self.effective_max_length(),
-            "truncation": TRUNCATION_RULE,
-            "columns": {"instruction": self.instruction_column, "input": self.input_column, "output": self.output_column, "skip_unless": self.skip_unless},
-        }
+        """Everything needed to reproduce the scores, in the run record's stage shape: model identity, construction, forms, truncation."""
+        from ..record import BackendInfo, StageRecord
+
+        return StageRecord.describe(
+            "score",
+            backend=BackendInfo.from_description({"kind": "transformers", **self.loaded.identity}),
+            mode=self.mode,
+            ifd_form=self.ifd_form,
+            ic_ifd_form=self.ic_ifd_form,
+            max_length=self.effective_max_length(),
+            truncation=TRUNCATION_RULE,
+            columns={"instruction": self.instruction_column, "input": self.input_column, "output": self.output_column, "skip_unless": self.skip_unless},
+        )
 
     def _score(self, questions: list[str], answers: list[str], rows: list[int], out: Batch, indices: Sequence[int] | None) -> None:
         loaded = self.loaded

@@ -17,6 +17,8 @@ It can also behave like a loaded production server:
   dropped connections and malformed bodies;
 - ``api_key``: like TGI's ``--api-key``, the generation routes (not ``/info``) need
   ``Authorization: Bearer <key>``;
+- ``record_headers``: keep each request's headers in the log (:attr:`LoggedRequest.headers`,
+  :meth:`TGITestServer.headers_seen`), so that tests can prove which credentials were sent;
 - ``prefill_logprobs``: like TGI's ``--enable-prefill-logprobs``. With it,
   ``decoder_input_details=true`` returns ``details.prefill`` (each prompt token's id, text
   and log-probability, the first one null). Without it, TGI 3 answers with an empty
@@ -62,6 +64,8 @@ class LoggedRequest:
     fault: str | None
     started: float
     finished: float
+    headers: tuple[tuple[str, str], ...] | None = None
+    """The request's headers, names lower-cased, in the order sent (only with ``record_headers``)."""
 
     @property
     def prompt_key(self) -> tuple[str, Any] | None:
@@ -100,6 +104,7 @@ class TGITestServer:
         api_key: str | None = None,
         prefill_logprobs: bool = False,
         faults: FaultPlan | None = None,
+        record_headers: bool = False,
         port: int = 0,
     ) -> None:
         self.engine: Engine = engine or EchoEngine()
@@ -112,6 +117,7 @@ class TGITestServer:
         self.api_key = api_key
         self.prefill_logprobs = prefill_logprobs
         self.faults = faults or FaultPlan()
+        self.record_headers = record_headers
         self._slots = threading.BoundedSemaphore(capacity) if capacity else None
         self._lock = threading.Lock()
         self._log: list[LoggedRequest] = []
@@ -167,9 +173,16 @@ class TGITestServer:
         """Logged requests to the generation routes (with the given status; None: any)."""
         return [r for r in self.log if r.route in FaultPlan.GENERATION_ROUTES and (status is None or r.status == status)]
 
-    def _append(self, method: str, route: str, body: Any, status: int, fault: str | None, started: float) -> None:
+    def headers_seen(self) -> list[tuple[str, str, dict[str, str]]]:
+        """(method, path, headers) of every logged request, headers names lower-cased (needs ``record_headers``)."""
+        if not self.record_headers:
+            raise RuntimeError("start the server with record_headers=True to record request headers")
+        return [(r.method, r.route, dict(r.headers or ())) for r in self.log]
+
+    def _append(self, method: str, route: str, body: Any, status: int, fault: str | None, started: float, headers: Any = None) -> None:
+        kept = tuple((k.lower(), v) for k, v in headers.items()) if self.record_headers and headers is not None else None
         with self._lock:
-            self._log.append(LoggedRequest(len(self._log), method, route, body, status, fault, started, time.time()))
+            self._log.append(LoggedRequest(len(self._log), method, route, body, status, fault, started, time.time(), kept))
 
     # -- request handling ------------------------------------------------------------
 
@@ -406,7 +419,7 @@ def _make_handler(app: TGITestServer) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             started = time.time()
             status, payload = app.handle_get(self.path)
-            app._append("GET", self.path, None, status, None, started)
+            app._append("GET", self.path, None, status, None, started, self.headers)
             self._send(status, payload)
 
         def do_POST(self) -> None:
@@ -418,21 +431,21 @@ def _make_handler(app: TGITestServer) -> type[BaseHTTPRequestHandler]:
                 body = json.loads(raw) if raw else None
             except ValueError:
                 status, payload = app.bad_json(raw)
-                app._append("POST", route, raw.decode(errors="replace"), status, None, started)
+                app._append("POST", route, raw.decode(errors="replace"), status, None, started, self.headers)
                 self._send(status, payload)
                 return
             if route not in app.POST_ROUTES:
-                app._append("POST", route, body, 404, None, started)
+                app._append("POST", route, body, 404, None, started, self.headers)
                 self._send(404, None)
                 return
             if app.api_key is not None and (self.headers.get("authorization") or "").lower() != f"bearer {app.api_key}".lower():
-                app._append("POST", route, body, 401, None, started)
+                app._append("POST", route, body, 401, None, started, self.headers)
                 self._send(401, None)
                 return
             fault = app.faults.pick(route)
             status, write, fault = self._answer(route, body, fault)
             # Logged before the answer leaves, so that a client that has its answer always finds it in the log.
-            app._append("POST", route, body, status, fault.label if fault is not None else None, started)
+            app._append("POST", route, body, status, fault.label if fault is not None else None, started, self.headers)
             write()
 
         def _answer(self, route: str, body: Any, fault: Fault | None) -> tuple[int, Callable[[], None], Fault | None]:
