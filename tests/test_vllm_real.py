@@ -9,6 +9,7 @@ produces (context overflow, a crash mid-run): test_vllm_real_faults.py.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -37,7 +38,7 @@ def test_start_up_check_reads_the_served_model_and_max_model_len(vllm_server):
     served = _backend(vllm_server).check()
     assert served["model"] == vllm_server.model  # vLLM names the model by the folder it was given
     assert served["revision"] is None
-    assert served["server"]["max_model_len"] == vllm_server.max_model_len == 2048
+    assert served["server"]["max_model_len"] == vllm_server.max_model_len == 1024  # the fixture's, not the model's 8192
     assert served["server"]["root"] == vllm_server.model and served["server"]["owned_by"] == "vllm"
 
 
@@ -90,7 +91,8 @@ def test_evolve_respond_through_the_python_api(vllm_server):
     answered = evolved.map(respond, batched=True, with_indices=True)
     assert set(answered["output_status"]) <= {"ok", "truncated"} and all(answered["output"])
     responder = json.loads(answered["output_responder"][0])["backend"]
-    assert responder["backend"] == "openai" and responder["route"] == "completions" and responder["model"] == vllm_server.model
+    assert responder["kind"] == "openai" and responder["details"]["route"] == "completions"
+    assert responder["served_model"] == vllm_server.model and responder["model"] == Path(vllm_server.model).name  # no local path
 
 
 @pytest.mark.parametrize(("route", "tokenizer"), ROUTES)
@@ -109,7 +111,7 @@ def test_cli_evolve_and_respond(vllm_server, tmp_path, capsys, route, tokenizer)
     table = Dataset.from_parquet(str(out / "data" / "round_1" / "train.parquet"))
     assert set(table["evol_status"]) <= {"ok", "truncated"} and all(table["evolved_instruction"])
     record = (out / "hfevol_run.json").read_text()
-    assert '"max_model_len": 2048' in record and f'"route": "{route}"' in record
+    assert f'"max_model_len": {vllm_server.max_model_len}' in record and f'"route": "{route}"' in record
 
     answered = tmp_path / "answered"
     assert main(["respond", "--dataset", str(seeds), "--out", str(answered), "--max-new-tokens", "16", *endpoint]) == 0
@@ -131,4 +133,4 @@ def test_car_generation_through_vllm(vllm_server, tmp_path, capsys, embedded):
     assert "| rank | generator |" in capsys.readouterr().out
     responses = [json.loads(line) for line in (out / "responses.jsonl").read_text().splitlines()]
     assert len(responses) == 3 and all(r["vllm"] and r["vllm_status"] in ("ok", "truncated") for r in responses)
-    assert json.loads(responses[0]["vllm_responder"])["backend"]["model"] == vllm_server.model
+    assert json.loads(responses[0]["vllm_responder"])["backend"]["served_model"] == vllm_server.model

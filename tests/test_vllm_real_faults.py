@@ -53,7 +53,7 @@ def _sent(server) -> float:
 
 
 def test_a_request_over_the_context_fails_its_row_with_the_servers_message(vllm_server, tmp_path):
-    rows = [{"instruction": "Name a colour."}, {"instruction": "word " * 2100}, {"instruction": "Name a fruit."}]
+    rows = [{"instruction": "Name a colour."}, {"instruction": "word " * (vllm_server.max_model_len + 50)}, {"instruction": "Name a fruit."}]
     out = tmp_path / "out"
     before = _sent(vllm_server)
     result = _run(_evolve(vllm_server.url, _seeds(tmp_path, rows), out, "--max-attempts", "5"))
@@ -61,7 +61,7 @@ def test_a_request_over_the_context_fails_its_row_with_the_servers_message(vllm_
     table = _table(out)
     assert table["evol_status"][1] == "failed" and table["evol_status"][0] != "failed" and table["evol_status"][2] != "failed"
     reason = table["evol_reason"][1]
-    assert "HTTP 400" in reason and "maximum context length is 2048 tokens" in reason, reason  # vLLM's own words
+    assert "HTTP 400" in reason and f"maximum context length is {vllm_server.max_model_len} tokens" in reason, reason  # vLLM's own words
     assert "gave up after" not in reason  # a 400 is not retried
     assert f"retries        {0:>6}" in result.stdout and "rejected 1" in result.stdout
     assert _sent(vllm_server) - before == 2  # the two short rows; the long one never reached the engine

@@ -16,14 +16,14 @@ from hfevol.testing import ModelEngine, VLLMTestServer
 pytestmark = [pytest.mark.vllm, pytest.mark.integration]
 
 WORD = 905  # " world": any token repeats into a prompt of a chosen length
-CASES = {
-    "fits exactly": ("/v1/completions", {"prompt": [WORD] * 2047, "max_tokens": 1}),
-    "max_tokens cut to the context left": ("/v1/completions", {"prompt": [WORD] * 2044, "max_tokens": 50}),
-    "prompt fills the context": ("/v1/completions", {"prompt": [WORD] * 2048, "max_tokens": 1}),
-    "prompt over the context": ("/v1/completions", {"prompt": [WORD] * 2049, "max_tokens": 1}),
-    "max_tokens over max_model_len": ("/v1/completions", {"prompt": "hi", "max_tokens": 3000}),
-    "chat over the context": ("/v1/chat/completions", {"messages": [{"role": "user", "content": "word " * 2100}], "max_tokens": 4}),
-    "too many prompt_logprobs": ("/v1/completions", {"prompt": [1, 2], "max_tokens": 1, "prompt_logprobs": 50}),
+CASES = {  # each body for a context of n tokens (the server's max_model_len)
+    "fits exactly": ("/v1/completions", lambda n: {"prompt": [WORD] * (n - 1), "max_tokens": 1}),
+    "max_tokens cut to the context left": ("/v1/completions", lambda n: {"prompt": [WORD] * (n - 4), "max_tokens": 50}),
+    "prompt fills the context": ("/v1/completions", lambda n: {"prompt": [WORD] * n, "max_tokens": 1}),
+    "prompt over the context": ("/v1/completions", lambda n: {"prompt": [WORD] * (n + 1), "max_tokens": 1}),
+    "max_tokens over max_model_len": ("/v1/completions", lambda n: {"prompt": "hi", "max_tokens": n + 1}),
+    "chat over the context": ("/v1/chat/completions", lambda n: {"messages": [{"role": "user", "content": "word " * (n + 50)}], "max_tokens": 4}),
+    "too many prompt_logprobs": ("/v1/completions", lambda n: {"prompt": [1, 2], "max_tokens": 1, "prompt_logprobs": 50}),
 }
 
 
@@ -39,8 +39,9 @@ def _post(target, route, body):
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_status_refused_parameter_and_counts_agree(both, case):
-    route, body = CASES[case]
+def test_status_refused_parameter_and_counts_agree(both, vllm_server, case):
+    route, make = CASES[case]
+    body = make(vllm_server.max_model_len)
     answers = {name: _post(target, route, body) for name, target in both.items()}
     real, standin = answers["real"], answers["stand-in"]
     assert real.status_code == standin.status_code, (case, real.text[:300], standin.text[:300])

@@ -2,7 +2,8 @@
 
 The server (``vllm_server``, test_vllm_real.py) serves the embedded model's float32 cache;
 local scoring runs the same weights in transformers, so every loss agrees within 1e-4
-relative. vLLM's ``max_model_len`` is 2048: a row longer than that is ``too_long``.
+relative. A row longer than the server's ``max_model_len`` is ``too_long`` there (its
+length is counted with the tokenizer; scoring it locally would only cost minutes).
 """
 
 from __future__ import annotations
@@ -24,14 +25,18 @@ ROWS = [0, 1, 4, 5, 9, 30]  # rows 4, 5 and 9 have an input
 LOSSES = ("loss_q", "loss_a_given_q", "loss_a", "ifd", "ic_ifd")
 
 
-def _batch() -> dict[str, list]:
+LONG = "The quick brown fox jumps over the lazy dog. "
+
+
+def _batch(server=None) -> dict[str, list]:
+    """The built-in rows of ``ROWS``; with ``server``, one more row longer than its context (vLLM cannot score it whole)."""
     from hfevol.io import builtin_sample
 
     batch = builtin_sample().select(ROWS).select_columns(["instruction", "input", "output"]).to_dict()
-    # a row longer than the server's context (2,048 tokens): vLLM cannot score it whole
-    batch["instruction"].append("Repeat the sentence below many times.")
-    batch["input"].append("")
-    batch["output"].append("The quick brown fox jumps over the lazy dog. " * 230)
+    if server is not None:
+        batch["instruction"].append("Repeat the sentence below many times.")
+        batch["input"].append("")
+        batch["output"].append(LONG * (server.max_model_len // 10 + 10))  # about 10 tokens a sentence
     return batch
 
 
@@ -45,26 +50,25 @@ def _agree(local: dict, remote: dict, rows: list[int]) -> None:
 
 @pytest.mark.parametrize("mode", ["reference", "chat"])
 def test_endpoint_scores_match_local_scoring(vllm_server, embedded, mode):
-    batch = _batch()
-    if mode == "chat":  # the long row once is enough (reference mode); local scoring of it is slow on a CPU
-        batch = {k: v[:-1] for k, v in batch.items()}
-    n = len(batch["instruction"])
-    local = Score(model="embedded", device="cpu", dtype="float32", mode=mode)(batch, list(range(n)))
+    short = _batch()
+    n = len(short["instruction"])
+    local = Score(model="embedded", device="cpu", dtype="float32", mode=mode)(short, list(range(n)))
     backend = OpenAIBackend(urls=vllm_server.url + "/v1", tokenizer="embedded", retry=PATIENT)
-    remote = EndpointScore(endpoint=backend, mode=mode)(batch, list(range(n)))
-    short = n - 1 if mode == "reference" else n
-    assert remote["score_status"][:short] == local["score_status"][:short] == ["ok"] * short
-    _agree(local, remote, list(range(short)))
+    batch = _batch(vllm_server) if mode == "reference" else short  # the long row once is enough
+    remote = EndpointScore(endpoint=backend, mode=mode)(batch, list(range(len(batch["instruction"]))))
+    assert remote["score_status"][:n] == local["score_status"] == ["ok"] * n
+    _agree(local, remote, list(range(n)))
     if mode == "chat":
         return
-    # the long row: local scoring takes it whole; the server cannot (one token is generated)
-    assert local["score_status"][-1] == "ok" and local["tokens_a_given_q"][-1] > 2047
+    # the long row: more tokens than the server's context (counted here with the tokenizer); one token is generated
+    limit = vllm_server.max_model_len - 1
+    assert len(embedded.tokenizer(batch["output"][-1])["input_ids"]) > limit  # the answer alone is longer
     assert remote["score_status"][-1] == "too_long"
-    assert remote["score_reason"][-1].endswith("the server takes at most 2047 (max_model_len less the generated token)")
+    assert remote["score_reason"][-1].endswith(f"the server takes at most {limit} (max_model_len less the generated token)")
 
 
 def test_max_length_cuts_the_rows_alike_and_lets_the_long_row_through(vllm_server, embedded):
-    batch = _batch()
+    batch = _batch(vllm_server)
     n = len(batch["instruction"])
     local = Score(model="embedded", device="cpu", dtype="float32", max_length=48)(batch, list(range(n)))
     remote = EndpointScore(endpoint=OpenAIBackend(urls=vllm_server.url, retry=PATIENT), max_length=48)(batch, list(range(n)))
@@ -85,8 +89,9 @@ def test_cli_score_through_vllm_matches_local(vllm_server, embedded, tmp_path, c
     assert main(["score", "--dataset", str(seeds), "--out", str(out), "--endpoint", vllm_server.url + "/v1", "--endpoint-api", "openai"]) == 0
     assert f"through {vllm_server.url}" in capsys.readouterr().out
     record = json.loads((out / "hfevol_run.json").read_text())
-    assert record["stages"][0]["logprobs"] == "vllm prompt_logprobs"
-    assert record["stages"][0]["endpoint"]["server"]["max_model_len"] == 2048
+    stage = record["stages"][0]
+    assert stage["logprobs"] == "vllm prompt_logprobs" and stage["backend"]["served_model"] == vllm_server.model
+    assert stage["backend"]["details"]["server"]["max_model_len"] == vllm_server.max_model_len
     scored = Dataset.from_parquet(str(out / "data" / "train.parquet")).to_dict()
     local = Score(model="embedded", device="cpu", dtype="float32")({k: batch[k][: len(ROWS)] for k in batch}, list(range(len(ROWS))))
     _agree(local, scored, list(range(len(ROWS))))
