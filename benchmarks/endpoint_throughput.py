@@ -100,11 +100,11 @@ def run_naive(url: str, messages: list[list[dict[str, str]]], max_new_tokens: in
     import huggingface_hub.constants as constants
 
     constants.HF_HUB_OFFLINE = False
-    client = InferenceClient(base_url=url, model=model, timeout=600) if model else InferenceClient(base_url=url)
+    client = InferenceClient(base_url=url, timeout=600)  # the served model's name goes in each request (model=)
     cpu, wall = cpu_seconds(), time.perf_counter()
     ok = 0
     for i, m in enumerate(messages):
-        out = client.chat_completion(m, max_tokens=max_new_tokens, temperature=0.7, top_p=0.95, seed=i)
+        out = client.chat_completion(m, model=model, max_tokens=max_new_tokens, temperature=0.7, top_p=0.95, seed=i)
         ok += bool(out.choices[0].message.content)
     return time.perf_counter() - wall, cpu_seconds() - cpu, ok
 
