@@ -79,7 +79,7 @@ def worker(method: str, n: int, batch_size: int, threads: int | None, url: str |
     if method == "endpoint":
         from hfevol.backends.openai import OpenAIBackend
         from hfevol.backends.retry import RetryPolicy
-        from hfevol.scoring import EndpointScore
+        from hfevol.scoring.endpoint import EndpointScore
 
         score = EndpointScore(endpoint=OpenAIBackend(urls=url, retry=RetryPolicy(timeout=600, max_total_seconds=1800)))
 
