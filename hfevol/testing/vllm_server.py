@@ -15,9 +15,12 @@ request log) with vLLM's shapes instead of TGI's:
   the model. ``prompt_logprobs=False`` makes it answer like an OpenAI-compatible server
   without that extension (the field is null);
 - ``POST /v1/chat/completions`` as the TGI server serves it;
+- the context, as vLLM 0.32 checks it (both routes): ``max_tokens`` above ``max_model_len``,
+  a prompt longer than ``max_model_len``, or one that leaves no room for a token is refused
+  (400); otherwise ``max_tokens`` is cut to what the context leaves, without an error;
 - errors in vLLM's JSON shape, ``{"error": {"message", "type", "param", "code"}}``: 400 for a
-  request it refuses (bad types, a prompt longer than ``max_model_len`` allows, malformed
-  JSON), 404 for a model it does not serve. vLLM has no ``/info`` and no ``/generate``: 404.
+  request it refuses (bad types, the context rules above, malformed JSON), 404 for a model
+  it does not serve. vLLM has no ``/info`` and no ``/generate``: 404.
 
 Run it alone with ``python -m hfevol.testing.tgi_server --flavour vllm``.
 """
@@ -123,11 +126,7 @@ class VLLMTestServer(TGITestServer):
             raise ValidationError(f"`prompt_logprobs` must be an integer from 0 to {MAX_LOGPROBS} (this server's --max-logprobs)", "prompt_logprobs")
         if body.get("stream"):
             raise ValidationError("streaming is not served by this test server", "stream")
-        if len(ids) + max_tokens > self.max_model_len:
-            raise ValidationError(
-                f"the prompt has {len(ids)} tokens and max_tokens is {max_tokens}: together more than this model's context of {self.max_model_len} tokens",
-                "max_tokens",
-            )
+        max_tokens = self._fit(len(ids), max_tokens)
         n_logprobs = body.get("logprobs") or 0
         if not (_is_int(n_logprobs) and 0 <= n_logprobs <= MAX_LOGPROBS):
             raise ValidationError(f"`logprobs` must be an integer from 0 to {MAX_LOGPROBS} (this server's --max-logprobs)", "logprobs")
@@ -152,6 +151,27 @@ class VLLMTestServer(TGITestServer):
         generated = len(gen.tokens)
         out.update(id=f"cmpl-{time.monotonic_ns():x}", system_fingerprint=None, usage={"prompt_tokens": len(ids), "completion_tokens": generated, "total_tokens": len(ids) + generated})
         return out
+
+    def _run(self, prompt: str, *, max_new_tokens: int | None, **kwargs: Any) -> Any:
+        if isinstance(max_new_tokens, int) and prompt:  # vLLM's context rules before the TGI server's checks
+            max_new_tokens = self._fit(len(self.engine.tokenize(prompt)), max_new_tokens)
+        return super()._run(prompt, max_new_tokens=max_new_tokens, **kwargs)
+
+    def _fit(self, n_prompt: int, max_tokens: int) -> int:
+        """``max_tokens`` cut to the context, or vLLM's refusal (the words of vLLM 0.32's messages)."""
+        limit = self.max_model_len
+        if max_tokens > limit:
+            raise ValidationError(f"max_tokens={max_tokens} cannot be greater than max_model_len={limit}. Please request fewer output tokens.", "max_tokens")
+        if n_prompt > limit:
+            raise ValidationError(
+                f"This model's maximum context length is {limit} tokens. However, your prompt contains at least {n_prompt} input tokens, "
+                "which exceeds this limit even without any output tokens. Please reduce the length of the input prompt.",
+                "input_tokens",
+            )
+        fitted = min(max_tokens, limit - n_prompt)
+        if fitted < 1:
+            raise ValidationError(f"max_tokens must be at least 1, got {fitted}.", "max_tokens")
+        return fitted
 
 
 def _is_int(value: Any) -> bool:
