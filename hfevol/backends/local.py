@@ -57,11 +57,11 @@ class TransformersBackend(Backend):
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         results: list[GenerationResult | None] = [None] * len(requests)
-        groups: dict[SamplingParams, list[int]] = {}
+        groups: dict[tuple[SamplingParams, bool], list[int]] = {}
         for i, request in enumerate(requests):
-            groups.setdefault(request.params, []).append(i)
+            groups.setdefault((request.params, request.top1), []).append(i)
         tokenizer = self.loaded.tokenizer
-        for params, indices in groups.items():
+        for (params, top1), indices in groups.items():
             prompts = {i: self._render(requests[i]) for i in indices}
             lengths = {i: len(tokenizer(prompts[i], add_special_tokens=False).input_ids) for i in indices}
             limit = self._context_length()
@@ -77,7 +77,7 @@ class TransformersBackend(Backend):
             runnable.sort(key=lambda i: lengths[i])  # similar lengths share a batch: less padding
             for start in range(0, len(runnable), self.batch_size):
                 chunk = runnable[start : start + self.batch_size]
-                outs = self._generate_batch([prompts[i] for i in chunk], [requests[i].seed for i in chunk], params)
+                outs = self._generate_batch([prompts[i] for i in chunk], [requests[i].seed for i in chunk], params, top1=top1)
                 for i, out in zip(chunk, outs):
                     results[i] = out
         return [r for r in results if r is not None]
@@ -97,19 +97,23 @@ class TransformersBackend(Backend):
         config = self.loaded.model.config
         return getattr(config, "max_position_embeddings", None)
 
-    def _generate_batch(self, prompts: list[str], seeds: list[int | None], params: SamplingParams) -> list[GenerationResult]:
+    def _generate_batch(self, prompts: list[str], seeds: list[int | None], params: SamplingParams, *, top1: bool = False) -> list[GenerationResult]:
         import torch
 
-        from ._sampling import RowSampler
+        from ._sampling import RowSampler, Top1Recorder
 
         loaded = self.loaded
         tokenizer, model = loaded.tokenizer, loaded.model
         tokenizer.padding_side = "left"
         enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
         kwargs: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "do_sample": False, "pad_token_id": tokenizer.pad_token_id}
+        recorder = Top1Recorder() if top1 else None
+        processors: list[Any] = [recorder] if recorder is not None else []  # the recorder reads the scores before the sampler
         if not params.greedy:
-            kwargs["logits_processor"] = [RowSampler(seeds, params.temperature, params.top_p)]
+            processors.append(RowSampler(seeds, params.temperature, params.top_p))
             kwargs["top_k"] = None  # our sampler does the filtering; keep generate's defaults out of it
+        if processors:
+            kwargs["logits_processor"] = processors
         if params.stop:
             kwargs["stop_strings"] = list(params.stop)
             kwargs["tokenizer"] = tokenizer
@@ -118,16 +122,19 @@ class TransformersBackend(Backend):
         new_tokens = out[:, enc.input_ids.shape[1] :]
         eos_ids = set(_as_list(model.generation_config.eos_token_id)) | {tokenizer.eos_token_id}
         results = []
-        for row, prompt_len in zip(new_tokens.tolist(), enc.attention_mask.sum(dim=1).tolist()):
+        for b, (row, prompt_len) in enumerate(zip(new_tokens.tolist(), enc.attention_mask.sum(dim=1).tolist())):
             n = next((k for k, t in enumerate(row) if t in eos_ids), None)
             finished = n is not None
             row = row[:n] if finished else row
+            best = recorder.row(b, len(row)) if recorder is not None else None  # positions after the end of sequence are masked
             text = tokenizer.decode(row, skip_special_tokens=True)
             for s in params.stop:
                 if s in text:
                     text, finished = text[: text.index(s)], True
             reason = "stop" if finished or len(row) < params.max_new_tokens else "length"
-            results.append(GenerationResult(text=text.strip(), finish_reason=reason, prompt_tokens=int(prompt_len), completion_tokens=len(row)))
+            results.append(
+                GenerationResult(text=text.strip(), finish_reason=reason, prompt_tokens=int(prompt_len), completion_tokens=len(row), top1=best)
+            )
         return results
 
 

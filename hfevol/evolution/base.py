@@ -11,6 +11,10 @@ from ..backends.base import Backend, GenerationRequest, GenerationResult, Sampli
 from ..backends.local import TransformersBackend
 from ..errors import ConfigError, InvalidRowError
 from ..seeding import row_seed, text_key
+from ..top1 import COLUMNS as TOP1_COLUMNS
+from ..top1 import check_k, measurement
+from ..top1 import features as top1_features
+from ..top1 import row_columns as top1_row
 from ..transform import Batch, GenerationTransform, Prepared, outcome
 from ..validation import require_columns, text_problem
 
@@ -46,6 +50,11 @@ class Evolver(GenerationTransform):
     instruction_column: str = "instruction"
     on_invalid: Literal["mark", "raise"] = "mark"
     position_column: str | None = None
+    record_top1: bool = False
+    """Also record the evolver's top-1 token probabilities from the evolution call (columns
+    ``top1_mean_k``, ``top1_mean_all``, ``top1_positions``; see :mod:`hfevol.top1`)."""
+    top1_k: int = 5
+    """Leading positions averaged in ``top1_mean_k`` (5, as the paper's code)."""
 
     stage = "evolve"
     """Name of the stage in metadata and in the seed derivation."""
@@ -57,6 +66,9 @@ class Evolver(GenerationTransform):
             raise ConfigError(f"on_invalid={self.on_invalid!r} must be 'mark' or 'raise'")
         if not isinstance(self.sampling, SamplingParams):
             raise ConfigError(f"sampling must be a SamplingParams, got {type(self.sampling).__name__}")
+        if not isinstance(self.record_top1, bool):
+            raise ConfigError(f"record_top1={self.record_top1!r} must be True or False")
+        check_k(self.top1_k)
         self._check_backend()
 
     # -- what subclasses provide ---------------------------------------------------------
@@ -99,6 +111,7 @@ class Evolver(GenerationTransform):
             prompt_versions={name.split("/")[-1]: prompts.version(name) for name in self.prompt_templates()},
             round=self.round,
             **self.stage_metadata(),
+            **({"top1": measurement(self.backend, self.sampling, self.top1_k)} if self.record_top1 else {}),
         )
 
     def output_features(self) -> dict[str, Any]:
@@ -107,10 +120,10 @@ class Evolver(GenerationTransform):
         types = {c: Value("string") for c in OUTPUT_COLUMNS}
         types["evol_round"] = Value("int64")
         types["evol_seed"] = Value("int64")
-        return {**types, **self.extra_features()}
+        return {**types, **self.extra_features(), **(top1_features() if self.record_top1 else {})}
 
     def _empty_out(self, n: int) -> Batch:
-        return {c: [None] * n for c in (*OUTPUT_COLUMNS, *self.extra_features())}
+        return {c: [None] * n for c in (*OUTPUT_COLUMNS, *self.extra_features(), *(TOP1_COLUMNS if self.record_top1 else ()))}
 
     def prepare(self, batch: Batch, indices: list[int] | None) -> Prepared:
         require_columns(batch, self.instruction_column)
@@ -140,7 +153,7 @@ class Evolver(GenerationTransform):
             out["parent_instruction"][j] = text
             prepared.rows.append(j)
             prompt = self.build_prompt(text, op)
-            prepared.requests.append(GenerationRequest.chat(prompt, params=self.sampling, seed=seed))
+            prepared.requests.append(GenerationRequest.chat(prompt, params=self.sampling, seed=seed, top1=self.record_top1))
         return prepared
 
     def apply(self, out: Batch, row: int, result: GenerationResult) -> None:
@@ -151,6 +164,16 @@ class Evolver(GenerationTransform):
         out["evolved_instruction"][row] = text or None
         out["evol_status"][row] = status
         out["evol_reason"][row] = reason
+        if self.record_top1:  # measured on whatever the evolver wrote, whether or not the row is usable
+            for column, value in top1_row(result.top1 if result.ok else None, self.top1_k).items():
+                out[column][row] = value
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        if not self.record_top1:  # off: the fingerprint stays what it was before these settings existed
+            state.pop("record_top1", None)
+            state.pop("top1_k", None)
+        return state
 
 
 def clean_reply(text: str | None) -> str:
