@@ -7,6 +7,12 @@ the backend's model identity (:meth:`Backend.cache_identity`: served model id an
 for an endpoint; model, revision and dtype for a local model), the full chat messages
 (which hold the rendered prompt template), the sampling parameters and the seed.
 
+Whether a request asks for top-1 probabilities (``GenerationRequest.top1``) is not in the key:
+the stored answer is the superset. An answer stored with them also answers the request without
+them; a request that asks for them, whose stored answer lacks them, is sent again and its new
+answer replaces the old one. So turning ``--record-top1`` on over a filled cache sends only
+the rows whose answers lack them.
+
 The file is in WAL mode: readers never block, and several processes can write to it at
 once (SQLite serialises the commits; ``busy_timeout`` makes writers wait instead of
 failing). Commits use ``synchronous=NORMAL``: they survive a killed process, and only the
@@ -132,7 +138,15 @@ def _result_from_json(text: str) -> GenerationResult:
         data["logprobs"] = tuple(data["logprobs"])
     if data.get("top_logprobs") is not None:
         data["top_logprobs"] = tuple(tuple((t, lp) for t, lp in step) for step in data["top_logprobs"])
+    if data.get("top1") is not None:
+        data["top1"] = tuple(data["top1"])
     return GenerationResult(**data)
+
+
+def answers(result: GenerationResult, request: GenerationRequest) -> bool:
+    """Whether a stored ``result`` answers ``request``: always, unless the request asks for the top-1
+    probabilities and the stored answer was made without them (then it is sent again, and replaced)."""
+    return not request.top1 or result.top1 is not None
 
 
 def cacheable(result: GenerationResult) -> bool:
@@ -191,7 +205,7 @@ class CachedBackend(Backend):
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         keys = [request_key(self._identity(), r) for r in requests]
         found = self.cache.get_many(keys)
-        missing = [i for i, k in enumerate(keys) if k not in found]
+        missing = [i for i, k in enumerate(keys) if k not in found or not answers(found[k], requests[i])]
         self._hits += len(requests) - len(missing)
         fresh = self.backend.generate([requests[i] for i in missing]) if missing else []
         for i, result in zip(missing, fresh, strict=True):
@@ -203,7 +217,7 @@ class CachedBackend(Backend):
     async def agenerate(self, request: GenerationRequest) -> GenerationResult:
         key = request_key(self._identity(), request)
         hit = self.cache.get(key)
-        if hit is not None:
+        if hit is not None and answers(hit, request):
             self._hits += 1
             return hit
         result = await self.backend.agenerate(request)

@@ -33,3 +33,28 @@ class RowSampler(LogitsProcessor):
         chosen = torch.stack([torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(self._generators)])
         out = torch.full_like(scores, float("-inf"))
         return out.scatter(-1, chosen, 0.0)
+
+
+class Top1Recorder(LogitsProcessor):
+    """Record the largest softmax probability of each row's scores at every step, and change nothing.
+
+    Placed before :class:`RowSampler` (whose output leaves one finite score per row, so that
+    ``output_scores`` cannot give this), it sees the model's logits after only the built-in
+    processors of ``generate`` (none under greedy decoding for a model whose generation config
+    sets no penalties): the raw distribution, before temperature and top-p. One float per row
+    and step is kept, not the vocabulary-wide scores.
+    """
+
+    def __init__(self) -> None:
+        self.steps: list[torch.Tensor] = []
+        self._table: list[list[float]] | None = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        self.steps.append(torch.softmax(scores.float(), dim=-1).amax(dim=-1))  # stays on the device: no sync per step
+        return scores
+
+    def row(self, b: int, n: int) -> tuple[float, ...]:
+        """Row ``b``'s values at its first ``n`` generated positions."""
+        if self._table is None:
+            self._table = torch.stack(self.steps, dim=1).cpu().tolist() if self.steps else []
+        return tuple(self._table[b][:n]) if self._table else ()

@@ -78,11 +78,16 @@ class GenerationRequest:
     params: SamplingParams = field(default_factory=SamplingParams)
     seed: int | None = None
     """Per-request seed: the same seed, prompt and model give the same text."""
+    top1: bool = False
+    """Also record, at each generated position, the largest next-token probability (:attr:`GenerationResult.top1`).
+    Not part of the request cache's key: an answer with it also answers the request without it."""
 
     @classmethod
-    def chat(cls, user: str, *, system: str | None = None, params: SamplingParams | None = None, seed: int | None = None) -> "GenerationRequest":
+    def chat(
+        cls, user: str, *, system: str | None = None, params: SamplingParams | None = None, seed: int | None = None, top1: bool = False
+    ) -> "GenerationRequest":
         messages = ((("system", system),) if system else ()) + (("user", user),)
-        return cls(messages=messages, params=params or SamplingParams(), seed=seed)
+        return cls(messages=messages, params=params or SamplingParams(), seed=seed, top1=top1)
 
     def as_messages(self) -> list[dict[str, str]]:
         return [{"role": role, "content": content} for role, content in self.messages]
@@ -101,6 +106,9 @@ class GenerationResult:
     """Log-probability of each generated token, from backends asked for them (``top_n_tokens > 0``)."""
     top_logprobs: tuple[tuple[tuple[str, float], ...], ...] | None = None
     """For each generated token, the ``top_n_tokens`` most likely (token text, log-probability) pairs."""
+    top1: tuple[float, ...] | None = None
+    """For a request with ``top1=True``: the largest next-token probability at each generated position
+    (the end-of-sequence step left out); None when the backend did not return it."""
 
     @property
     def ok(self) -> bool:
@@ -148,3 +156,23 @@ class Backend(abc.ABC):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+
+
+def top1_from_logprobs(
+    logprobs: Sequence[float | None], top: Sequence[Sequence[tuple[str, float]]] | None = None
+) -> tuple[float, ...]:
+    """The largest probability at each position, from a server's per-token log-probabilities.
+
+    At position ``t`` it is ``exp`` of the largest of the emitted token's log-probability
+    (under greedy decoding that token is the top one) and the ``top`` alternatives' (under
+    sampling the top one is among them; the largest is taken rather than trusting the order).
+    A position with no value at all is left out.
+    """
+    out = []
+    for t, value in enumerate(logprobs):
+        candidates = [value] if value is not None else []
+        if top is not None and t < len(top):
+            candidates.extend(lp for _, lp in top[t] if lp is not None)
+        if candidates:
+            out.append(math.exp(max(float(c) for c in candidates)))
+    return tuple(out)

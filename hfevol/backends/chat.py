@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import EndpointError
-from .base import GenerationRequest, GenerationResult
+from .base import GenerationRequest, GenerationResult, top1_from_logprobs
 from .transport import HttpCall
 
 
@@ -27,14 +27,18 @@ def chat_call(request: GenerationRequest, model: str, *, top_n_tokens: int = 0, 
     fields are merged in last (they may override the sampling settings).
     """
     body: dict[str, Any] = {"model": model, "messages": request.as_messages(), **chat_kwargs(request), "stream": False}
-    if top_n_tokens:
-        body.update(logprobs=True, top_logprobs=top_n_tokens)
+    n = max(top_n_tokens, 1 if request.top1 else 0)  # top-1 needs the likeliest alternative at each position
+    if n:
+        body.update(logprobs=True, top_logprobs=n)
     body.update(extra or {})
     return HttpCall("POST", "/v1/chat/completions", {k: v for k, v in body.items() if v is not None})
 
 
-def parse_chat(body: Any, *, url: str, logprobs: bool) -> GenerationResult:
-    """A :class:`GenerationResult` from a chat-completions answer; a body without a message is malformed."""
+def parse_chat(body: Any, *, url: str, logprobs: bool, top1: bool = False) -> GenerationResult:
+    """A :class:`GenerationResult` from a chat-completions answer; a body without a message is malformed.
+
+    With ``top1``, :attr:`GenerationResult.top1` is read from ``choices[0].logprobs.content``
+    (None when the server sent no log-probabilities)."""
     choices = body.get("choices") if isinstance(body, dict) else None
     choice = choices[0] if isinstance(choices, list) and choices else None
     if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
@@ -43,11 +47,14 @@ def parse_chat(body: Any, *, url: str, logprobs: bool) -> GenerationResult:
     if not isinstance(text, str):
         raise EndpointError(f"{url} answered with a message whose content is {type(text).__name__}, not text", cause="malformed", url=url)
     usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
-    values = tops = None
-    content = (choice.get("logprobs") or {}).get("content") if logprobs and isinstance(choice.get("logprobs"), dict) else None
+    values = tops = best = None
+    content = (choice.get("logprobs") or {}).get("content") if (logprobs or top1) and isinstance(choice.get("logprobs"), dict) else None
     if content:
         values = tuple(float(t["logprob"]) for t in content)
         tops = tuple(tuple((a["token"], float(a["logprob"])) for a in (t.get("top_logprobs") or ())) for t in content)
+        best = top1_from_logprobs(values, tops) if top1 else None
+        if not logprobs:
+            values = tops = None
     return GenerationResult(
         text=text,
         finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
@@ -55,4 +62,5 @@ def parse_chat(body: Any, *, url: str, logprobs: bool) -> GenerationResult:
         completion_tokens=usage.get("completion_tokens"),
         logprobs=values,
         top_logprobs=tops,
+        top1=best or None,
     )

@@ -57,11 +57,11 @@ class TransformersBackend(Backend):
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         results: list[GenerationResult | None] = [None] * len(requests)
-        groups: dict[SamplingParams, list[int]] = {}
+        groups: dict[tuple[SamplingParams, bool], list[int]] = {}
         for i, request in enumerate(requests):
-            groups.setdefault(request.params, []).append(i)
+            groups.setdefault((request.params, request.top1), []).append(i)
         tokenizer = self.loaded.tokenizer
-        for params, indices in groups.items():
+        for (params, top1), indices in groups.items():
             prompts = {i: self._render(requests[i]) for i in indices}
             lengths = {i: len(tokenizer(prompts[i], add_special_tokens=False).input_ids) for i in indices}
             limit = self._context_length()
@@ -77,7 +77,7 @@ class TransformersBackend(Backend):
             runnable.sort(key=lambda i: lengths[i])  # similar lengths share a batch: less padding
             for start in range(0, len(runnable), self.batch_size):
                 chunk = runnable[start : start + self.batch_size]
-                outs = self._generate_batch([prompts[i] for i in chunk], [requests[i].seed for i in chunk], params)
+                outs = self._generate_batch([prompts[i] for i in chunk], [requests[i].seed for i in chunk], params, top1=top1)
                 for i, out in zip(chunk, outs):
                     results[i] = out
         return [r for r in results if r is not None]
@@ -98,7 +98,7 @@ class TransformersBackend(Backend):
         return getattr(config, "max_position_embeddings", None)
 
     def generate_tokens(
-        self, prompts: Sequence[str], seeds: Sequence[int | None], params: SamplingParams, *, output_logits: bool = False
+        self, prompts: Sequence[str], seeds: Sequence[int | None], params: SamplingParams, *, output_logits: bool = False, top1: bool = False
     ) -> list[TokenOutput]:
         """Generate from already rendered prompts (no special tokens added) and return the new tokens.
 
@@ -111,19 +111,25 @@ class TransformersBackend(Backend):
             seeds: one seed per row (None: 0); unused when ``params`` is greedy.
             params: the decoding settings; ``params.stop`` strings end a row's generation.
             output_logits: also return the model's raw next-token logits at each step.
+            top1: also record, at each step, the largest probability of the raw next-token
+                distribution (read before the row sampler; ``TokenOutput.top1``).
         """
         import torch
 
-        from ._sampling import RowSampler
+        from ._sampling import RowSampler, Top1Recorder
 
         loaded = self.loaded
         tokenizer, model = loaded.tokenizer, loaded.model
         tokenizer.padding_side = "left"
         enc = tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
         kwargs: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "do_sample": False, "pad_token_id": tokenizer.pad_token_id}
+        recorder = Top1Recorder() if top1 else None
+        processors: list[Any] = [recorder] if recorder is not None else []  # the recorder reads the scores before the sampler
         if not params.greedy:
-            kwargs["logits_processor"] = [RowSampler(list(seeds), params.temperature, params.top_p)]
+            processors.append(RowSampler(list(seeds), params.temperature, params.top_p))
             kwargs["top_k"] = None  # our sampler does the filtering; keep generate's defaults out of it
+        if processors:
+            kwargs["logits_processor"] = processors
         if params.stop:
             kwargs["stop_strings"] = list(params.stop)
             kwargs["tokenizer"] = tokenizer
@@ -139,20 +145,21 @@ class TransformersBackend(Backend):
             n = next((k for k, t in enumerate(row) if t in eos_ids), None)
             ids = row[:n] if n is not None else row
             logits = [step[b] for step in out.logits[: len(ids)]] if output_logits else None
-            rows.append(TokenOutput(ids=ids, ended=n is not None, prompt_tokens=int(prompt_len), logits=logits))
+            best = recorder.row(b, len(ids)) if recorder is not None else None  # positions after the end of sequence are masked
+            rows.append(TokenOutput(ids=ids, ended=n is not None, prompt_tokens=int(prompt_len), logits=logits, top1=best))
         return rows
 
-    def _generate_batch(self, prompts: list[str], seeds: list[int | None], params: SamplingParams) -> list[GenerationResult]:
+    def _generate_batch(self, prompts: list[str], seeds: list[int | None], params: SamplingParams, *, top1: bool = False) -> list[GenerationResult]:
         tokenizer = self.loaded.tokenizer
         results = []
-        for row in self.generate_tokens(prompts, seeds, params):
+        for row in self.generate_tokens(prompts, seeds, params, top1=top1):
             finished = row.ended
             text = tokenizer.decode(row.ids, skip_special_tokens=True)
             for s in params.stop:
                 if s in text:
                     text, finished = text[: text.index(s)], True
             reason = "stop" if finished or len(row.ids) < params.max_new_tokens else "length"
-            results.append(GenerationResult(text=text.strip(), finish_reason=reason, prompt_tokens=row.prompt_tokens, completion_tokens=len(row.ids)))
+            results.append(GenerationResult(text=text.strip(), finish_reason=reason, prompt_tokens=row.prompt_tokens, completion_tokens=len(row.ids), top1=row.top1))
         return results
 
 
@@ -167,6 +174,8 @@ class TokenOutput:
     prompt_tokens: int
     logits: list[Any] | None = None
     """With ``output_logits``: the raw next-token logits (one vocabulary-sized tensor) that chose each of ``ids``."""
+    top1: list[float] | None = None
+    """With ``top1``: the largest probability of the raw next-token distribution at each of ``ids``."""
 
 
 def _as_list(value: Any) -> list[int]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..errors import ConfigError, EndpointError
-from .base import GenerationRequest, GenerationResult, Route
+from .base import GenerationRequest, GenerationResult, Route, top1_from_logprobs
 from .chat import chat_call, chat_kwargs, parse_chat
 from .endpoint import EndpointBackend, PromptScoring
 from .transport import Endpoint, HttpCall, Transport
@@ -79,15 +79,16 @@ class OpenAIBackend(EndpointBackend):
         if self.route == "chat":
             return chat_call(request, self._model_name(), top_n_tokens=self.top_n_tokens, extra=self.extra_body)
         payload = {"model": self._model_name(), "prompt": self._render(request), **chat_kwargs(request)}
-        if self.top_n_tokens:
-            payload["logprobs"] = self.top_n_tokens
+        n = max(self.top_n_tokens, 1 if request.top1 else 0)
+        if n:
+            payload["logprobs"] = n
         payload.update(self.extra_body or {})
         return HttpCall("POST", "/v1/completions", payload)
 
     def parse(self, body: Any, request: GenerationRequest, *, url: str) -> GenerationResult:
         if self.route == "chat":
-            return parse_chat(body, url=url, logprobs=bool(self.top_n_tokens))
-        return _parse_completion(body, url=url, logprobs=bool(self.top_n_tokens))
+            return parse_chat(body, url=url, logprobs=bool(self.top_n_tokens), top1=request.top1)
+        return _parse_completion(body, url=url, logprobs=bool(self.top_n_tokens), top1=request.top1)
 
     async def atokenize(self, text: str, *, special_tokens: bool = True) -> list[int]:
         """Token ids of ``text`` from vLLM's ``/tokenize`` (the served model's own tokenizer).
@@ -132,7 +133,7 @@ def _parse_tokenize(body: Any, url: str) -> list[int]:
     return tokens
 
 
-def _parse_completion(body: Any, *, url: str, logprobs: bool) -> GenerationResult:
+def _parse_completion(body: Any, *, url: str, logprobs: bool, top1: bool = False) -> GenerationResult:
     choices = body.get("choices") if isinstance(body, dict) else None
     if not choices or not isinstance(choices[0], dict) or not isinstance(choices[0].get("text"), str):
         raise EndpointError(f"{url}/v1/completions answered without choices[0].text", cause="malformed", url=url)
@@ -143,6 +144,10 @@ def _parse_completion(body: Any, *, url: str, logprobs: bool) -> GenerationResul
     if logprobs and isinstance(lp, dict) and lp.get("token_logprobs"):
         values = tuple(float(v) for v in lp["token_logprobs"] if v is not None)
         tops = tuple(tuple((t, float(v)) for t, v in (step or {}).items()) for step in lp.get("top_logprobs") or ())
+    best = None
+    if top1 and isinstance(lp, dict) and lp.get("token_logprobs"):  # position by position, before any None is dropped
+        steps = [tuple((t, v) for t, v in (step or {}).items()) for step in lp.get("top_logprobs") or ()]
+        best = top1_from_logprobs(lp["token_logprobs"], steps)
     return GenerationResult(
         text=choice["text"],
         finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
@@ -150,6 +155,7 @@ def _parse_completion(body: Any, *, url: str, logprobs: bool) -> GenerationResul
         completion_tokens=usage.get("completion_tokens"),
         logprobs=values,
         top_logprobs=tops or None,
+        top1=best or None,
     )
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..errors import ConfigError, EndpointError
-from .base import GenerationRequest, GenerationResult, Route
+from .base import GenerationRequest, GenerationResult, Route, top1_from_logprobs
 from .chat import chat_call, parse_chat
 from .endpoint import EndpointBackend, PromptScoring
 from .transport import Endpoint, HttpCall, Transport
@@ -81,14 +81,15 @@ class TGIBackend(EndpointBackend):
             "seed": request.seed,
             "stop": list(p.stop) or None,
             "temperature": None if p.greedy else p.temperature,
-            "top_n_tokens": self.top_n_tokens or None,
+            # greedy: the emitted token is the top-1 (its logprob is in details); sampled: ask for the top one
+            "top_n_tokens": max(self.top_n_tokens, 1 if request.top1 and not p.greedy else 0) or None,
             "top_p": p.top_p if not p.greedy and p.top_p < 1.0 else None,
         }
         return _generate_call(self._render(request), parameters)
 
     def parse(self, body: Any, request: GenerationRequest, *, url: str) -> GenerationResult:
         if self.route == "chat":
-            return parse_chat(body, url=url, logprobs=bool(self.top_n_tokens))
+            return parse_chat(body, url=url, logprobs=bool(self.top_n_tokens), top1=request.top1)
         return _parse_generate(body, request, url=url, logprobs=bool(self.top_n_tokens))
 
     async def aprompt_logprobs(self, text: str) -> list[tuple[int, str, float | None]]:
@@ -182,10 +183,22 @@ def _parse_generate(body: Any, request: GenerationRequest, *, url: str, logprobs
         values = tuple(float(t["logprob"]) for t in details["tokens"])
         if details.get("top_tokens"):
             tops = tuple(tuple((a["text"], float(a["logprob"])) for a in step) for step in details["top_tokens"])
+    best = _generate_top1(details) if request.top1 else None
     return GenerationResult(
         text=text,
         finish_reason="length" if reason == "length" else "stop",
         completion_tokens=details.get("generated_tokens"),
         logprobs=values,
         top_logprobs=tops,
+        top1=best or None,
     )
+
+
+def _generate_top1(details: dict[str, Any]) -> tuple[float, ...]:
+    """Top-1 probability of each generated token of ``details``; special tokens (the end-of-sequence step) are left out."""
+    tokens = details.get("tokens") or []
+    steps = details.get("top_tokens") or []
+    kept = [t for t, token in enumerate(tokens) if isinstance(token, dict) and not token.get("special")]
+    values = [tokens[t].get("logprob") for t in kept]
+    tops = [[(a.get("text"), a.get("logprob")) for a in steps[t]] if t < len(steps) else [] for t in kept]
+    return top1_from_logprobs(values, tops)

@@ -46,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--operations", nargs="+", default=list(ALL_OPERATIONS), metavar="OP", help=f"evol-instruct operations, a subset of: {' '.join(ALL_OPERATIONS)}")
     p.add_argument("--no-breadth", action="store_true", help="drop the breadth operation (for math and code data)")
     p.add_argument("--no-elimination", action="store_true", help="keep failed evolutions as ok (elimination is on by default)")
+    p.add_argument("--record-top1", action="store_true",
+                   help="also record the evolver's top-1 token probabilities from the evolution call (columns top1_mean_k, top1_mean_all, top1_positions)")
+    p.add_argument("--top1-k", type=int, default=5, metavar="K", help="leading positions averaged in top1_mean_k (default: 5, as the paper's code)")
     add_limit_option(p, verb="evolve")
     add_generation_options(p, temperature=0.7, max_new_tokens=2048)
     p.set_defaults(run=run)
@@ -54,7 +57,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def build_evolver(args: argparse.Namespace) -> Evolver:
     """The evolution transform the options describe (round 1; ``evolve_rounds`` sets the others),
     on the backend of :func:`request_backend_from` (endpoint checked, request cache)."""
-    common: dict[str, Any] = {"backend": request_backend_from(args), "sampling": sampling_from(args), "seed": args.seed}
+    from ..top1 import check_k
+
+    k = check_k(getattr(args, "top1_k", 5), option="--top1-k")
+    top1 = {"record_top1": True, "top1_k": k} if getattr(args, "record_top1", False) else {}
+    common: dict[str, Any] = {"backend": request_backend_from(args), "sampling": sampling_from(args), "seed": args.seed, **top1}
     if args.method == "auto-evol":
         return AutoEvolInstruct(**common)
     operations = [op for op in args.operations if not (args.no_breadth and op == BREADTH_OPERATION)]
@@ -92,6 +99,10 @@ def run(args: argparse.Namespace) -> int:
     evolver = build_evolver(args)
     elimination = None if args.no_elimination else Elimination()
     evolver.backend.describe()  # loads the model now: a bad --model fails before any row is processed
+    if evolver.record_top1:
+        from ..top1 import check_support
+
+        check_support(evolver.backend, evolver.sampling)  # a server without log-probs fails here, before any row
     endpoint = endpoint_of(evolver.backend)
     started = time.perf_counter()
     evolved = evolve_rounds(

@@ -8,7 +8,11 @@ from typing import Any, Literal
 
 from ..backends.base import Backend, GenerationRequest, GenerationResult, SamplingParams
 from ..backends.local import TransformersBackend
+from ..errors import ConfigError
 from ..seeding import row_seed, text_key
+from ..top1 import check_k, measurement
+from ..top1 import features as top1_features
+from ..top1 import row_columns as top1_row
 from ..transform import Batch, GenerationTransform, Prepared, outcome
 from ..validation import check_int, text_problem
 
@@ -44,12 +48,20 @@ class Evolver(GenerationTransform):
     instruction_column: str = "instruction"
     on_invalid: Literal["mark", "raise"] = "mark"
     position_column: str | None = None
+    record_top1: bool = False
+    """Also record the evolver's top-1 token probabilities from the evolution call (columns
+    ``top1_mean_k``, ``top1_mean_all``, ``top1_positions``; see :mod:`hfevol.top1`)."""
+    top1_k: int = 5
+    """Leading positions averaged in ``top1_mean_k`` (5, as the paper's code)."""
 
     stage = "evolve"
     """Name of the stage in metadata and in the seed derivation."""
 
     def __post_init__(self) -> None:
         check_int("round", self.round, minimum=1)
+        if not isinstance(self.record_top1, bool):
+            raise ConfigError(f"record_top1={self.record_top1!r} must be True or False")
+        check_k(self.top1_k)
         self.check_settings()
 
     # -- what subclasses provide ---------------------------------------------------------
@@ -83,7 +95,8 @@ class Evolver(GenerationTransform):
         return (self.instruction_column,) if self.position_column is None else (self.instruction_column, self.position_column)
 
     def stage_settings(self) -> dict[str, Any]:
-        return {"round": self.round, **self.stage_metadata()}
+        top1 = {"top1": measurement(self.backend, self.sampling, self.top1_k)} if self.record_top1 else {}
+        return {"round": self.round, **self.stage_metadata(), **top1}
 
     def output_features(self) -> dict[str, Any]:
         from datasets import Value
@@ -91,7 +104,7 @@ class Evolver(GenerationTransform):
         types = {c: Value("string") for c in OUTPUT_COLUMNS}
         types["evol_round"] = Value("int64")
         types["evol_seed"] = Value("int64")
-        return {**types, **self.extra_features()}
+        return {**types, **self.extra_features(), **(top1_features() if self.record_top1 else {})}
 
     def prepare(self, batch: Batch, indices: list[int] | None) -> Prepared:
         self.check_columns(batch)
@@ -117,7 +130,7 @@ class Evolver(GenerationTransform):
             out["parent_instruction"][j] = text
             prepared.rows.append(j)
             prompt = self.build_prompt(text, op)
-            prepared.requests.append(GenerationRequest.chat(prompt, params=self.sampling, seed=seed))
+            prepared.requests.append(GenerationRequest.chat(prompt, params=self.sampling, seed=seed, top1=self.record_top1))
         return prepared
 
     def apply(self, out: Batch, row: int, result: GenerationResult) -> None:
@@ -128,6 +141,16 @@ class Evolver(GenerationTransform):
         out["evolved_instruction"][row] = text or None
         out["evol_status"][row] = status
         out["evol_reason"][row] = reason
+        if self.record_top1:  # measured on whatever the evolver wrote, whether or not the row is usable
+            for column, value in top1_row(result.top1 if result.ok else None, self.top1_k).items():
+                out[column][row] = value
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        if not self.record_top1:  # off: the fingerprint stays what it was before these settings existed
+            state.pop("record_top1", None)
+            state.pop("top1_k", None)
+        return state
 
 
 def clean_reply(text: str | None) -> str:

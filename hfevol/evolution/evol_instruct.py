@@ -48,6 +48,9 @@ class EvolInstruct(Evolver):
           (the backend returned an error or an empty text). :class:`Elimination` may later
           set ``eliminated``.
         - ``evol_reason`` (str | None): why the status is not ``ok``.
+        - with ``record_top1=True`` only: ``top1_mean_k`` and ``top1_mean_all`` (float | None), the
+          evolver's mean top-1 token probability over the first ``top1_k`` and over all generated
+          positions, and ``top1_positions`` (int | None); see :mod:`hfevol.top1`.
 
     Raises:
         ConfigError: an unknown operation, a round below 1 or a bad option.
