@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import HfevolError
-from . import autoif, car, evolve, install_metrics, prepare, publish, releases, respond, retry_failed, run_recipe, score, select
+from . import autoif, car, evolve, install_metrics, merge, prepare, publish, releases, respond, retry_failed, run_recipe, score, select
 
-COMMANDS = (prepare, evolve, respond, score, select, run_recipe, retry_failed, publish, releases, install_metrics, car, autoif)
+COMMANDS = (prepare, evolve, respond, score, select, run_recipe, retry_failed, merge, publish, releases, install_metrics, car, autoif)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError, EmptyDatasetError
 from ..evolution import ALL_OPERATIONS, BREADTH_OPERATION, AutoEvolInstruct, Elimination, EvolInstruct, Evolver
 from ..io import BUILTIN_SAMPLE, write_output
+from ..shards import add_shard_options, shard_extra, spec_from, with_shard
 from ._claim import writes_output
 from ._options import (
     add_column_options,
@@ -48,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-elimination", action="store_true", help="keep failed evolutions as ok (elimination is on by default)")
     add_limit_option(p, verb="evolve")
     add_generation_options(p, temperature=0.7, max_new_tokens=2048)
+    add_shard_options(p)
     p.set_defaults(run=run)
 
 
@@ -86,8 +88,10 @@ def run(args: argparse.Namespace) -> int:
     from ..formats import to_alpaca
     from ..record import RunRecord, round_stages
 
+    spec = spec_from(args)
     rows = read_seed_rows(args)
-    seeds = to_alpaca(rows, mapping_from(args), format=args.format)
+    shard, offset = spec.take(rows)
+    seeds = to_alpaca(shard, mapping_from(args), format=args.format)
     record = RunRecord.start(rows, source=args.dataset, split=args.split)
     evolver = build_evolver(args)
     elimination = None if args.no_elimination else Elimination()
@@ -101,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         elimination=elimination,
         batch_size=map_batch_size(args, endpoint),
         use_async=endpoint is not None,
+        index_offset=offset,
     )
     evolved = add_messages(evolved)
     seconds = time.perf_counter() - started
@@ -109,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
     record = record.with_command("evolve", run_options(args), input=record.seed_data)
     record = record.with_stages(round_stages(evolver, evolved, elimination=elimination, seeds=record.seed_data.data))
     record = record.with_extras(rounds_requested=args.rounds, rounds_written=len(report["rounds"]), report=report)
-    out = write_output(evolved, args.out, record=record)
+    record = with_shard(record, spec, len(rows), first_stage=0)
+    out = write_output(evolved, args.out, record=record, extra=shard_extra(spec, len(rows)))
     title = "Auto Evol-Instruct" if args.method == "auto-evol" else "Evol-Instruct"
     print_rounds_summary(title, report, evolved, out=out, seconds=seconds)
     if endpoint is not None:

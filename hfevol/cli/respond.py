@@ -8,6 +8,7 @@ import time
 from collections import Counter
 
 from ..io import write_output
+from ..shards import add_shard_options, shard_extra, spec_from, with_shard
 from ._claim import writes_output
 from ._options import (
     add_column_options,
@@ -42,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_limit_option(p, verb="answer")
     add_generation_options(p, temperature=0.0, max_new_tokens=2048)
+    add_shard_options(p)
     p.set_defaults(run=run)
 
 
@@ -52,15 +54,18 @@ def run(args: argparse.Namespace) -> int:
     from ..respond import Respond
     from ..transform import map_rows
 
+    spec = spec_from(args)
     rows = read_seed_rows(args)
-    ds = to_alpaca(rows, mapping_from(args), format=args.format)
+    shard, offset = spec.take(rows)
+    ds = to_alpaca(shard, mapping_from(args), format=args.format)
     previous = chained(args.dataset, rows, split=args.split)
     respond = Respond(backend=request_backend_from(args), sampling=sampling_from(args), seed=args.seed, output_column=args.output_column)
     respond.backend.describe()  # loads the model before any row is processed
     endpoint = endpoint_of(respond.backend)
     started = time.perf_counter()
     fn = respond.acall if endpoint is not None else respond
-    answered = map_rows(ds, fn, respond.output_features(), with_indices=True, batch_size=map_batch_size(args, endpoint), desc="Responding")
+    answered = map_rows(ds, fn, respond.output_features(), with_indices=True, batch_size=map_batch_size(args, endpoint), desc="Responding",
+                        index_offset=offset)  # fmt: skip
     answered = add_messages(answered, output_column=args.output_column)
     seconds = time.perf_counter() - started
     status_column = respond.columns["status"]
@@ -69,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
     assert stage.input is not None
     source = DataRef.of(args.dataset, split=args.split)
     record = previous.with_command("respond", run_options(args), input=DataRef(source.name, source.path, source.split, stage.input))
-    record = record.with_stage(stage).with_extras(responses=dict(counts))
-    out = write_output(answered, args.out, record=record)
+    record = with_shard(record.with_stage(stage).with_extras(responses=dict(counts)), spec, len(rows), first_stage=len(previous.stages))
+    out = write_output(answered, args.out, record=record, extra=shard_extra(spec, len(rows)))
     print(f"\n== Responses: {len(answered)} rows in {seconds:.1f} s, responder {stage.backend.model}")
     for status, n in counts.most_common():
         print(f"   {status:<14} {n:>6}")
