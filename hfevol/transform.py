@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from . import prompts
 from .backends.base import Backend, GenerationRequest, GenerationResult
 from .errors import ConfigError
-from .status import Status
+from .status import NOT_SENT_PREFIX, Status
 
 if TYPE_CHECKING:
     from datasets import Dataset, Features
@@ -123,10 +123,12 @@ class GenerationTransform(abc.ABC):
 def outcome(result: GenerationResult, text: str | None, max_new_tokens: int, problem: str | None = None) -> tuple[Status, str | None]:
     """The status and reason of one generation, given the text read from it and any problem reading it.
 
-    ``failed`` (backend error or empty text), ``parse_failed`` (``problem``), ``truncated``
+    ``not_sent`` (the token budget was used, :mod:`hfevol.budget`), ``failed`` (backend error or empty text), ``parse_failed`` (``problem``), ``truncated``
     (the reply hit ``max_new_tokens``; with a problem too, the reason names both) or ``ok``.
     """
     cut = f"stopped at max_new_tokens={max_new_tokens}"
+    if not result.ok and (result.error or "").startswith(NOT_SENT_PREFIX):
+        return "not_sent", result.error
     if not result.ok:
         return "failed", result.error
     if problem is not None:

@@ -8,6 +8,7 @@ import time
 from collections import Counter
 
 from ..io import write_output
+from ..budget import add_budget_options, metered, print_tokens, record_tokens
 from ..shards import add_shard_options, shard_extra, spec_from, with_shard
 from ._claim import writes_output
 from ._options import (
@@ -44,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_limit_option(p, verb="answer")
     add_generation_options(p, temperature=0.0, max_new_tokens=2048)
     add_shard_options(p)
+    add_budget_options(p)
     p.set_defaults(run=run)
 
 
@@ -59,7 +61,15 @@ def run(args: argparse.Namespace) -> int:
     shard, offset = spec.take(rows)
     ds = to_alpaca(shard, mapping_from(args), format=args.format)
     previous = chained(args.dataset, rows, split=args.split)
-    respond = Respond(backend=request_backend_from(args), sampling=sampling_from(args), seed=args.seed, output_column=args.output_column)
+    if getattr(args, "dry_run", False):
+        from ..budget import NoSend, dry_run, prices_from, token_counter
+
+        prices = prices_from(args.price_per_mtok)
+        planned = Respond(backend=NoSend(), sampling=sampling_from(args), seed=args.seed, output_column=args.output_column)
+        dry_run(planned, ds, index_offset=offset, counter=token_counter(args)).print("respond", prices)
+        return 0
+    backend = metered(request_backend_from(args), args)
+    respond = Respond(backend=backend, sampling=sampling_from(args), seed=args.seed, output_column=args.output_column)
     respond.backend.describe()  # loads the model before any row is processed
     endpoint = endpoint_of(respond.backend)
     started = time.perf_counter()
@@ -74,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     assert stage.input is not None
     source = DataRef.of(args.dataset, split=args.split)
     record = previous.with_command("respond", run_options(args), input=DataRef(source.name, source.path, source.split, stage.input))
-    record = with_shard(record.with_stage(stage).with_extras(responses=dict(counts)), spec, len(rows), first_stage=len(previous.stages))
+    record = with_shard(record_tokens(record, respond.backend).with_stage(stage).with_extras(responses=dict(counts)), spec, len(rows), first_stage=len(previous.stages))
     out = write_output(answered, args.out, record=record, extra=shard_extra(spec, len(rows)))
     print(f"\n== Responses: {len(answered)} rows in {seconds:.1f} s, responder {stage.backend.model}")
     for status, n in counts.most_common():
@@ -87,5 +97,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n   output: {out}")
     if endpoint is not None:
         print_endpoint_summary(endpoint.stats.snapshot(), cache_hits=getattr(respond.backend, "hits", None))
+    print_tokens(respond.backend)
     return 0
 
