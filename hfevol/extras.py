@@ -8,6 +8,7 @@ and publish. The extras add the rest::
                                      (route='generate' / 'completions', chat-mode scoring through vLLM)
     pip install 'hfevol[metrics]'    the evaluate metric modules (ic_ifd, ifd), with [local]: they score in process
     pip install 'hfevol[plots]'      matplotlib, for score histograms
+    pip install 'hfevol[ray]'        ray, to run the shards of a job as Ray tasks (``hfevol run --ray``)
     pip install 'hfevol[all]'        everything
 
 A feature that needs an extra checks for it when it is built (a backend, a transform), not at
@@ -26,6 +27,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "tokenizer": ("transformers",),
     "metrics": ("evaluate",),
     "plots": ("matplotlib",),
+    "ray": ("ray",),
 }
 """Each extra and the modules it makes importable (the distributions are named alike)."""
 

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import HfevolError
-from . import autoif, car, evolve, install_metrics, merge, prepare, publish, releases, respond, retry_failed, run_recipe, score, select
+from . import autoif, car, evolve, install_metrics, merge, prepare, ray_run, publish, releases, respond, retry_failed, run_recipe, score, select
 
-COMMANDS = (prepare, evolve, respond, score, select, run_recipe, retry_failed, merge, publish, releases, install_metrics, car, autoif)
+COMMANDS = (prepare, evolve, respond, score, select, run_recipe, retry_failed, merge, ray_run, publish, releases, install_metrics, car, autoif)
 
 
 def build_parser() -> argparse.ArgumentParser:
