@@ -163,3 +163,42 @@ def test_max_in_flight_is_divided_between_the_shards(tmp_path):
         assert _evolve(srv.url, seeds, out, "--num-shards", "4", "--shard-index", "0", "--max-in-flight", "10") == 0
     options = RunRecord.read(out).commands[-1].options
     assert options["max_in_flight"] == 2 and options["max_in_flight_per_job"] == 10
+
+
+@pytest.mark.integration
+def test_a_killed_shard_is_refused_by_merge_then_resumes_from_its_own_cache(tmp_path, capsys):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from hfevol.cache import RequestCache
+
+    seeds = _seeds(tmp_path, 80)
+    done, killed = tmp_path / "s0", tmp_path / "s1"
+    with TGITestServer(latency=0.02, capacity=2) as srv:
+        assert _evolve(srv.url, seeds, done, "--num-shards", "2", "--shard-index", "0") == 0
+        n0 = len(srv.generations())
+        argv = [sys.executable, "-m", "hfevol.cli", "evolve", "--dataset", str(seeds), "--out", str(killed), "--endpoint", srv.url, "--rounds", "3",
+                "--max-new-tokens", "64", "--operations", "concretize", "deepen", "increase_reasoning", "--no-elimination", "--max-in-flight", "4",
+                "--num-shards", "2", "--shard-index", "1"]  # fmt: skip
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while len(srv.generations()) < n0 + 40 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.005)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        capsys.readouterr()
+        assert main(["merge", str(done), str(killed), "--out", str(tmp_path / "m")]) == 2
+        assert f"'{killed}' is not complete" in capsys.readouterr().err
+        cached = {json.dumps(q["messages"]) + str(q["seed"]) for q in RequestCache(killed / ".hfevol-cache" / "requests.sqlite").requests()}
+        assert len(cached) >= 30
+        before = len(srv.generations())
+        assert main(argv[3:]) == 0
+        again = srv.generations()[before:]
+    resent = {json.dumps([[m["role"], m["content"]] for m in r.body["messages"]]) + str(r.body.get("seed")) for r in again}
+    assert len(again) == 120 - len(cached) and len(resent) == len(again)
+    capsys.readouterr()
+    assert main(["merge", str(done), str(killed), "--out", str(tmp_path / "m")]) == 0, capsys.readouterr().err
+    assert RunRecord.read(tmp_path / "m").rows == 240
