@@ -243,5 +243,10 @@ def print_tokens(backend: Backend) -> None:
 
 
 def record_tokens(record: Any, backend: Backend) -> Any:
-    """``record`` with the ``tokens`` entry of a metered backend (unchanged otherwise)."""
-    return record.with_extras(tokens=backend.tokens()) if isinstance(backend, MeteredBackend) else record
+    """``record`` with the counts of a metered backend under ``tokens.<command>`` (the last command's name;
+    the entries of earlier commands of the chain are kept). Unchanged for a backend without a meter."""
+    if not isinstance(backend, MeteredBackend):
+        return record
+    command = record.last_command.name if record.last_command else "run"
+    earlier = record.extras.get("tokens") if isinstance(record.extras.get("tokens"), dict) else {}
+    return record.with_extras(tokens={**earlier, command: backend.tokens()})

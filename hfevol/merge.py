@@ -157,9 +157,10 @@ def merged_record(records: Sequence[RunRecord], merged: Mapping[str, "Dataset"],
         stages.append(_summed_stage([r.stages[k] for r in records]))
     extras = {k: v for k, v in first.extras.items() if k not in ("shard", "tokens")}
     extras.update(_summaries(first, records, merged))
-    tokens = _sum_values([r.extras["tokens"] for r in records if isinstance(r.extras.get("tokens"), Mapping)])
-    if tokens:
-        extras["tokens"] = tokens
+    tokens = first.extras.get("tokens")
+    if isinstance(tokens, Mapping) and first.last_command and first.last_command.name in tokens:
+        name = first.last_command.name  # the earlier commands' counts came with the input: the same in every shard
+        extras["tokens"] = {**tokens, name: _sum_values([r.extras["tokens"][name] for r in records])}
     extras["merged_from"] = {"num_shards": len(records), "shards": [f.name for f in folders]}
     commands = list(first.commands)
     if commands:

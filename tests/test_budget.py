@@ -33,7 +33,7 @@ def test_tokens_are_counted_from_the_servers_usage(tmp_path, capsys):
     with TGITestServer() as srv:
         assert _evolve(srv.url, seeds, tmp_path / "out", "--rounds", "2") == 0
         served = srv.generations()
-    tokens = RunRecord.read(tmp_path / "out").extras["tokens"]
+    tokens = RunRecord.read(tmp_path / "out").extras["tokens"]["evolve"]
     assert tokens["requests"] == len(served) == 12 and tokens["unknown"] == 0
     table = pq.read_table(tmp_path / "out" / "data" / "round_1" / "train.parquet").to_pylist()
     # the echo model answers "Rewritten (<seed>): <instruction>", one token per word
@@ -72,7 +72,7 @@ def test_budget_stops_sending_then_a_larger_budget_resumes_without_sending_twice
         probe = tmp_path / "probe"
         (tmp_path / "one").mkdir()
         assert _evolve(srv.url, _seeds(tmp_path / "one", 1), probe) == 0
-        per_row = sum(RunRecord.read(probe).extras["tokens"][k] for k in ("prompt", "completion"))
+        per_row = sum(RunRecord.read(probe).extras["tokens"]["evolve"][k] for k in ("prompt", "completion"))
         n_probe = len(srv.generations())
 
         out = tmp_path / "out"
@@ -86,9 +86,9 @@ def test_budget_stops_sending_then_a_larger_budget_resumes_without_sending_twice
         statuses = [r["evol_status"] for r in r1]
         assert 0 < statuses.count("ok") < 20 and set(statuses) == {"ok", "not_sent"}
         assert all("token budget" in r["evol_reason"] for r in r1 if r["evol_status"] == "not_sent")
-        used = record.extras["tokens"]["prompt"] + record.extras["tokens"]["completion"]
+        used = record.extras["tokens"]["evolve"]["prompt"] + record.extras["tokens"]["evolve"]["completion"]
         assert budget <= used < budget + 2 * per_row  # one request in flight: at most one answer past the budget
-        assert len(first) == record.extras["tokens"]["requests"]
+        assert len(first) == record.extras["tokens"]["evolve"]["requests"]
         assert "not sent: the budget of" in first_run or "request(s) not sent" in first_run
 
         assert _evolve(srv.url, seeds, out, *args, "--budget-tokens", str(1000 * per_row)) == 0

@@ -106,6 +106,8 @@ def test_respond_shards_merge_to_the_unsharded_output(tmp_path):
         assert len(record.stages) == len(reference.stages) == 4  # three rounds chained, then respond
         assert [s.counts for s in record.stages] == [s.counts for s in reference.stages]
         assert record.extras["responses"] == reference.extras["responses"]
+        assert record.extras["tokens"]["respond"] == reference.extras["tokens"]["respond"]  # summed over the shards
+        assert record.extras["tokens"]["evolve"] == reference.extras["tokens"]["evolve"]  # from the input, not summed
 
 
 def test_score_shards_merge_to_the_unsharded_output(tmp_path, tiny_lm_dir):

@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     record = RunRecord.read(out)
     print(f"merged {len(args.shards)} shard(s): {record.rows} rows in {len(record.files)} data file(s)")
     tokens = record.extras.get("tokens")
-    if isinstance(tokens, dict) and tokens:
-        print(f"   tokens: {tokens.get('prompt', 0)} prompt, {tokens.get('completion', 0)} completion")
+    for name, t in (tokens or {}).items() if isinstance(tokens, dict) else ():
+        print(f"   tokens ({name}): {t.get('prompt', 0)} prompt + {t.get('completion', 0)} completion")
     print(f"   output: {out}")
     return 0
