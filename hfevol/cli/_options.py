@@ -159,7 +159,9 @@ def endpoint_of(backend: Backend) -> "EndpointBackend | None":
     """The endpoint behind ``backend`` (through the request cache), or None for a local model."""
     from ..backends.endpoint import EndpointBackend
 
-    inner = getattr(backend, "backend", backend)
+    inner = backend
+    while not isinstance(inner, EndpointBackend) and isinstance(getattr(inner, "backend", None), Backend):
+        inner = inner.backend  # through the request cache and the token meter
     return inner if isinstance(inner, EndpointBackend) else None
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, EmptyDatasetError
 from ..evolution import ALL_OPERATIONS, BREADTH_OPERATION, AutoEvolInstruct, Elimination, EvolInstruct, Evolver
 from ..io import BUILTIN_SAMPLE, write_output
+from ..budget import add_budget_options, metered, print_tokens, record_tokens
+from ..shards import add_shard_options, shard_extra, spec_from, with_shard
 from ._claim import writes_output
 from ._options import (
     add_column_options,
@@ -51,17 +54,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top1-k", type=int, default=5, metavar="K", help="leading positions averaged in top1_mean_k (default: 5, as the paper's code)")
     add_limit_option(p, verb="evolve")
     add_generation_options(p, temperature=0.7, max_new_tokens=2048)
+    add_shard_options(p)
+    add_budget_options(p)
     p.set_defaults(run=run)
 
 
-def build_evolver(args: argparse.Namespace) -> Evolver:
+def build_evolver(args: argparse.Namespace, backend: Any = None) -> Evolver:
     """The evolution transform the options describe (round 1; ``evolve_rounds`` sets the others),
-    on the backend of :func:`request_backend_from` (endpoint checked, request cache)."""
+    on ``backend``, by default that of :func:`request_backend_from` (endpoint checked, request cache)."""
     from ..top1 import check_k
 
     k = check_k(getattr(args, "top1_k", 5), option="--top1-k")
     top1 = {"record_top1": True, "top1_k": k} if getattr(args, "record_top1", False) else {}
-    common: dict[str, Any] = {"backend": request_backend_from(args), "sampling": sampling_from(args), "seed": args.seed, **top1}
+    common: dict[str, Any] = {"backend": backend if backend is not None else request_backend_from(args), "sampling": sampling_from(args), "seed": args.seed, **top1}
     if args.method == "auto-evol":
         return AutoEvolInstruct(**common)
     operations = [op for op in args.operations if not (args.no_breadth and op == BREADTH_OPERATION)]
@@ -93,10 +98,19 @@ def run(args: argparse.Namespace) -> int:
     from ..formats import to_alpaca
     from ..record import RunRecord, round_stages
 
+    spec = spec_from(args)
     rows = read_seed_rows(args)
-    seeds = to_alpaca(rows, mapping_from(args), format=args.format)
+    shard, offset = spec.take(rows)
+    seeds = to_alpaca(shard, mapping_from(args), format=args.format)
+    if getattr(args, "dry_run", False):
+        from ..budget import NoSend, dry_run, prices_from, token_counter
+
+        prices = prices_from(args.price_per_mtok)
+        dry_run(build_evolver(args, NoSend()), seeds, index_offset=offset, counter=token_counter(args), passes=args.rounds).print("evolve", prices, args.rounds)
+        return 0
     record = RunRecord.start(rows, source=args.dataset, split=args.split)
     evolver = build_evolver(args)
+    evolver = replace(evolver, backend=metered(evolver.backend, args))
     elimination = None if args.no_elimination else Elimination()
     evolver.backend.describe()  # loads the model now: a bad --model fails before any row is processed
     if evolver.record_top1:
@@ -111,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         args.rounds,
         elimination=elimination,
         batch_size=map_batch_size(args, endpoint),
+        index_offset=offset,
     )
     evolved = add_messages(evolved)
     seconds = time.perf_counter() - started
@@ -119,11 +134,13 @@ def run(args: argparse.Namespace) -> int:
     record = record.with_command("evolve", run_options(args), input=record.seed_data)
     record = record.with_stages(round_stages(evolver, evolved, elimination=elimination, seeds=record.seed_data.data))
     record = record.with_extras(rounds_requested=args.rounds, rounds_written=len(report["rounds"]), report=report)
-    out = write_output(evolved, args.out, record=record)
+    record = with_shard(record_tokens(record, evolver.backend), spec, len(rows), first_stage=0)
+    out = write_output(evolved, args.out, record=record, extra=shard_extra(spec, len(rows)))
     title = "Auto Evol-Instruct" if args.method == "auto-evol" else "Evol-Instruct"
     print_rounds_summary(title, report, evolved, out=out, seconds=seconds)
     if endpoint is not None:
         print_endpoint_summary(endpoint.stats.snapshot(), cache_hits=getattr(evolver.backend, "hits", None))
+    print_tokens(evolver.backend)
     failed = sum(r["status"].get("failed", 0) for r in report["rounds"].values())
     if failed:
         print(f"\n   {failed} row(s) failed; to run only those again: hfevol retry-failed {Path(args.out)}")

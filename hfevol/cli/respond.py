@@ -8,6 +8,8 @@ import time
 from collections import Counter
 
 from ..io import write_output
+from ..budget import add_budget_options, metered, print_tokens, record_tokens
+from ..shards import add_shard_options, shard_extra, spec_from, with_shard
 from ._claim import writes_output
 from ._options import (
     add_column_options,
@@ -42,6 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_limit_option(p, verb="answer")
     add_generation_options(p, temperature=0.0, max_new_tokens=2048)
+    add_shard_options(p)
+    add_budget_options(p)
     p.set_defaults(run=run)
 
 
@@ -51,21 +55,32 @@ def run(args: argparse.Namespace) -> int:
     from ..record import StageRecord, chain_command, chained
     from ..respond import Respond
 
+    spec = spec_from(args)
     rows = read_seed_rows(args)
-    ds = to_alpaca(rows, mapping_from(args), format=args.format)
+    shard, offset = spec.take(rows)
+    ds = to_alpaca(shard, mapping_from(args), format=args.format)
     chained(args.dataset, rows, split=args.split)  # a damaged input record fails here, before any generation
-    respond = Respond(backend=request_backend_from(args), sampling=sampling_from(args), seed=args.seed, output_column=args.output_column)
+    if getattr(args, "dry_run", False):
+        from ..budget import NoSend, dry_run, prices_from, token_counter
+
+        prices = prices_from(args.price_per_mtok)
+        planned = Respond(backend=NoSend(), sampling=sampling_from(args), seed=args.seed, output_column=args.output_column)
+        dry_run(planned, ds, index_offset=offset, counter=token_counter(args)).print("respond", prices)
+        return 0
+    backend = metered(request_backend_from(args), args)
+    respond = Respond(backend=backend, sampling=sampling_from(args), seed=args.seed, output_column=args.output_column)
     respond.backend.describe()  # loads the model before any row is processed
     endpoint = endpoint_of(respond.backend)
     started = time.perf_counter()
-    answered = respond.map(ds, batch_size=map_batch_size(args, endpoint), desc="Responding")
+    answered = respond.map(ds, batch_size=map_batch_size(args, endpoint), desc="Responding", index_offset=offset)
     answered = add_messages(answered, output_column=args.output_column)
     seconds = time.perf_counter() - started
     status_column = respond.columns["status"]
     counts = value_counts(answered, status_column)
     stage = StageRecord.from_json(respond.metadata()).recorded(input=rows, counts=counts)
-    record = chain_command(args.dataset, rows, "respond", run_options(args), stage, split=args.split).with_extras(responses=dict(counts))
-    out = write_output(answered, args.out, record=record)
+    record = chain_command(args.dataset, rows, "respond", run_options(args), stage, split=args.split)
+    record = with_shard(record_tokens(record, respond.backend).with_extras(responses=dict(counts)), spec, len(rows), first_stage=len(record.stages) - 1)
+    out = write_output(answered, args.out, record=record, extra=shard_extra(spec, len(rows)))
     print(f"\n== Responses: {len(answered)} rows in {seconds:.1f} s, responder {stage.backend.model}")
     for status, n in counts.most_common():
         print(f"   {status:<14} {n:>6}")
@@ -77,5 +92,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n   output: {out}")
     if endpoint is not None:
         print_endpoint_summary(endpoint.stats.snapshot(), cache_hits=getattr(respond.backend, "hits", None))
+    print_tokens(respond.backend)
     return 0
 

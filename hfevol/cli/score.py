@@ -13,6 +13,7 @@ from ..io import BUILTIN_SAMPLE, write_output
 from ..scoring.construction import MODES
 from ..scoring.ifd import IC_IFD_FORMS, IFD_FORMS
 from ..stats import finite_mean
+from ..shards import add_shard_options, shard_extra, spec_from, with_shard
 from ._claim import writes_output
 from ._options import add_column_options, add_dataset_options, add_endpoint_options, add_limit_option, add_model_options, backend_from, rows_from, run_options
 from ._report import column_sum, value_counts
@@ -34,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_limit_option(p, verb="score")
     add_model_options(p)
     add_endpoint_options(p, resume=False)  # endpoint scoring reads prompt log-probs, outside the request cache
+    add_shard_options(p)
     p.set_defaults(run=run, batch_size=16)
 
 
@@ -41,12 +43,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..scoring.plot import histogram_png
 
+    spec = spec_from(args)
     score = _scorer(args)
-    ds = rows_from(args)
+    full = rows_from(args)
+    ds, offset = spec.take(full)
     for column, option in ((args.instruction_column, "--instruction-column"), (args.output_column, "--output-column")):
         if column not in ds.column_names:
             raise MissingColumnError(column, ds.column_names, hint=f"name the dataset's column with {option} COLUMN.")
-    if len(ds) == 0:
+    if len(full) == 0:
         raise DataError(f"{args.dataset!r} has no rows to score")
     from ..record import StageRecord, chain_command
 
@@ -54,13 +58,13 @@ def run(args: argparse.Namespace) -> int:
     model_name = stage.backend.served_model or stage.backend.model or "-"
     started = time.perf_counter()
     # a map batch spans several model batches, so length bucketing has rows to sort
-    scored = score.map(ds, batch_size=args.batch_size * 16, desc="Scoring")
+    scored = score.map(ds, batch_size=args.batch_size * 16, desc="Scoring", index_offset=offset)
     seconds = time.perf_counter() - started
     ic_ifd = scored["ic_ifd"]  # the one column the histogram draws
     summary = _summary(scored, ic_ifd)
     out = Path(args.out)
-    stage = stage.recorded(input=ds, counts=summary["status"])
-    record = chain_command(args.dataset, ds, "score", run_options(args), stage, split=args.split)
+    stage = stage.recorded(input=full, counts=summary["status"])
+    record = chain_command(args.dataset, full, "score", run_options(args), stage, split=args.split)
     drawn: list[Path | None] = []
 
     def draw(folder: Path) -> None:  # into the new output, before it is swapped in
@@ -74,7 +78,15 @@ def run(args: argparse.Namespace) -> int:
             title=f"IC-IFD of {len(scored)} rows, scored by {model_name}",
         ))  # fmt: skip
 
-    write_output(scored, out, record=record.with_extras(summary=summary), extra=draw)
+    record = with_shard(record.with_extras(summary=summary), spec, len(full), first_stage=len(record.stages) - 1)
+    mark = shard_extra(spec, len(full))
+
+    def extra(folder: Path) -> None:
+        draw(folder)
+        if mark is not None:
+            mark(folder)
+
+    write_output(scored, out, record=record, extra=extra)
     plot = out / HISTOGRAM_FILE if drawn[0] is not None else None
     _print_summary(summary, seconds, score, model_name, out, plot)
     return 0

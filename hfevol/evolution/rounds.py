@@ -29,6 +29,7 @@ def evolve_rounds(
     *,
     elimination: Elimination | None = Elimination(),
     batch_size: int = 16,
+    index_offset: int = 0,
 ) -> "Dataset":
     """Evolve ``seeds`` for ``rounds`` rounds and return every round's rows in one dataset.
 
@@ -37,7 +38,9 @@ def evolve_rounds(
     its round, with its status and reason, and is not evolved further. ``evolver.round`` is
     replaced by each round's number, so the rotation ``ops[(i + r) % len(ops)]`` shifts by one
     each round, with ``i`` the seed row's index throughout (the paper's reference code).
-    ``elimination`` (default: :class:`Elimination` with every rule) marks failed evolutions
+    ``index_offset`` is the global index of ``seeds``' first row when ``seeds`` is one shard of
+    a larger input (:mod:`hfevol.shards`): ids, ``root_index``, operations and seeds then come
+    out as in the unsharded run. ``elimination`` (default: :class:`Elimination` with every rule) marks failed evolutions
     after each round; pass ``None`` to turn it off. A round that leaves no row to evolve ends
     the run early (logged; ``split_rounds`` then has fewer configs). Against an inference
     endpoint every row of a batch is in flight at once (:meth:`~hfevol.transform.RowTransform.map`).
@@ -71,11 +74,12 @@ def evolve_rounds(
         raise EmptyDatasetError("the seed dataset has no rows", hint="check --dataset, --split and --limit.")
     column = evolver.instruction_column
     require_columns(seeds.column_names, column)
-    current = _with_lineage_start(seeds, column)
+    current = _with_lineage_start(seeds, column, index_offset)
     produced = []
     for r in range(1, rounds + 1):
         step = replace(evolver, round=r, position_column="root_index")
-        out = step.map(current, batch_size=batch_size, desc=f"Evolving, round {r}/{rounds}")
+        offset = index_offset if r == 1 else 0  # later rounds take positions from root_index
+        out = step.map(current, batch_size=batch_size, desc=f"Evolving, round {r}/{rounds}", index_offset=offset)
         if elimination is not None:
             out = elimination.map(out, batch_size=1000, desc=f"Eliminating, round {r}")
         out = map_rows(
@@ -135,20 +139,21 @@ def round_report(ds: "Dataset", status_column: str = "evol_status") -> dict[str,
 # -- map helpers (module-level so that datasets fingerprints them deterministically) ---------
 
 
-def _with_lineage_start(seeds: "Dataset", column: str) -> "Dataset":
+def _with_lineage_start(seeds: "Dataset", column: str, index_offset: int = 0) -> "Dataset":
     from datasets import Value
 
     if "id" in seeds.column_names:
-        _check_ids(seeds)
+        _check_ids(seeds, index_offset)
     features = {"id": Value("string"), "root_id": Value("string"), "root_instruction": Value("string"), "root_index": Value("int64")}
-    return map_rows(seeds, _start_lineage, features, fn_kwargs={"column": column}, with_indices=True, batch_size=1000, desc="Lineage, seeds")
+    return map_rows(seeds, _start_lineage, features, fn_kwargs={"column": column}, with_indices=True, batch_size=1000, desc="Lineage, seeds",
+                    index_offset=index_offset)  # fmt: skip
 
 
-def _check_ids(seeds: "Dataset") -> None:
+def _check_ids(seeds: "Dataset", index_offset: int = 0) -> None:
     seen: dict[str, int] = {}
     for start, batch in enumerate(seeds.select_columns(["id"]).iter(batch_size=1000)):
         for k, value in enumerate(batch["id"]):
-            row = start * 1000 + k
+            row = index_offset + start * 1000 + k
             if value is None or isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
                 raise InvalidRowError(row, "id", f"the id is {value!r}; ids must be non-empty strings or integers", hint="fix the id, or drop the column to have ids made from row indices.")
             key = str(value)

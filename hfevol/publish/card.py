@@ -299,6 +299,13 @@ def _comparison(source: ReleaseSource) -> dict[str, Any] | None:
     return {"table": table.read_text().strip(), "plots": [n for n in source.tables if n.endswith(".png") and n.startswith("evolver_")]}
 
 
+def _token_rows(tokens: Any) -> list[dict[str, Any]]:
+    """The record's ``tokens`` entry (per command, :mod:`hfevol.budget`) as rows for the card."""
+    if not isinstance(tokens, dict):
+        return []
+    return [{"command": name, **t} for name, t in tokens.items() if isinstance(t, dict) and "prompt" in t]
+
+
 def render_card(view: ReleaseView) -> "DatasetCard":
     """The card of the release ``view`` describes (its plots are drawn at ``Plot.path`` by the caller).
 
@@ -333,6 +340,7 @@ def render_card(view: ReleaseView) -> "DatasetCard":
         "load_version": load_lines(json.dumps(f"{LOCAL_PLACEHOLDER}-{version}"), names),
         "hfevol_version": source.run.hfevol_version,
         "stages": view.stages,
+        "tokens": _token_rows(source.run.extras.get("tokens")),
         "eliminations": view.eliminations,
         "scores": view.scores,
         "plots": [{"column": p.column, "config": p.config, "path": p.path} for p in view.plots],
