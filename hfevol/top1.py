@@ -54,7 +54,9 @@ def features() -> dict[str, Any]:
 
 
 def _inner(backend: Backend) -> Backend:
-    return getattr(backend, "backend", backend)  # through the request cache
+    from .backends.base import innermost
+
+    return innermost(backend)  # through the request cache and the token meter
 
 
 def measurement(backend: Backend, sampling: SamplingParams, k: int) -> dict[str, Any]:

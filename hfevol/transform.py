@@ -60,12 +60,12 @@ ON_INVALID = ("mark", "raise")
 
 
 def endpoint_behind(backend: Any) -> "EndpointBackend | None":
-    """The inference endpoint behind ``backend`` (seen through the request cache), or None for a local model."""
-    if backend is None:
-        return None
+    """The inference endpoint behind ``backend`` (seen through every wrapper: the request cache, the token
+    meter), or None for a local model."""
+    from .backends.base import innermost
     from .backends.endpoint import EndpointBackend
 
-    inner = getattr(backend, "backend", backend)
+    inner = innermost(backend) if backend is not None else None
     return inner if isinstance(inner, EndpointBackend) else None
 
 

@@ -176,3 +176,10 @@ def top1_from_logprobs(
         if candidates:
             out.append(math.exp(max(float(c) for c in candidates)))
     return tuple(out)
+
+
+def innermost(backend: Backend) -> Backend:
+    """The backend that generates, seen through every wrapper around it (the request cache, the token meter)."""
+    while isinstance(getattr(backend, "backend", None), Backend):
+        backend = backend.backend  # type: ignore[attr-defined]
+    return backend

@@ -156,13 +156,10 @@ def request_backend_from(args: argparse.Namespace) -> Backend:
 
 
 def endpoint_of(backend: Backend) -> "EndpointBackend | None":
-    """The endpoint behind ``backend`` (through the request cache), or None for a local model."""
-    from ..backends.endpoint import EndpointBackend
+    """The endpoint behind ``backend`` (through the request cache and the token meter), or None for a local model."""
+    from ..transform import endpoint_behind
 
-    inner = backend
-    while not isinstance(inner, EndpointBackend) and isinstance(getattr(inner, "backend", None), Backend):
-        inner = inner.backend  # through the request cache and the token meter
-    return inner if isinstance(inner, EndpointBackend) else None
+    return endpoint_behind(backend)
 
 
 ENDPOINT_MAP_BATCH = 64
