@@ -61,11 +61,11 @@ if TYPE_CHECKING:
     from .car import ClassifierReward, JudgeReward, ProbabilityJudgeReward, StudentLoss, compare, generate_responses
     from .evolution import ALL_OPERATIONS, DEPTH_OPERATIONS, AutoEvolInstruct, Elimination, EvolInstruct, evolve_rounds, split_rounds
     from .formats import add_messages, to_alpaca
-    from .respond import Respond
     from .io import builtin_sample, load_rows, write_output
     from .metric_install import install_metrics
     from .models import EMBEDDED_MODEL, load_model
     from .publish import list_releases, publish, publish_from
+    from .respond import Respond
     from .scoring import Score
     from .scoring.endpoint import EndpointScore
     from .scoring.select import select

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from datasets import Dataset
 
     from ..sandbox import Sandbox
-
     from .pipeline import AutoIFConfig
 
 HISTOGRAM_BINS = 10

@@ -19,7 +19,7 @@ from ..backends.base import GREEDY, Backend, SamplingParams
 from ..errors import ConfigError
 from .constraints import ConstraintWriter, collect_constraints
 from .crossval import CrossValRules, preset
-from .queries import PLACEMENTS, Placement, pair_rows
+from .queries import PLACEMENTS, Placement
 from .verifiers import VerifierWriter, dedup_cases, dedup_functions
 from .verify import check_constraint
 

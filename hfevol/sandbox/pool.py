@@ -25,8 +25,9 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, Callable
+from typing import Any
 
 from hfevol.errors import SandboxUnavailableError
 from hfevol.sandbox import probe
@@ -87,7 +88,7 @@ class Zygote:
         """Start the process and wait for its ``ready`` line (raises :class:`ZygoteFailure`)."""
         command = zygote_command(self.level)
         self._workdir = tempfile.mkdtemp(prefix="hfevol-sandbox-")
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the zygote; kill() closes it
         try:
             self.process = spawner.call(lambda: subprocess.Popen(
                 command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
