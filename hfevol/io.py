@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import DataError, DatasetNotFoundError, EmptyDatasetError
 from .file_checks import TEXT_SUFFIXES, check_utf8, json_problem
 from .paths import package_file
-from .record import FileRecord, RunRecord
+from .record import RUN_FILE, FileRecord, RunRecord  # noqa: F401 - RUN_FILE: hfevol.io.RUN_FILE is imported by users and tests
 
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict

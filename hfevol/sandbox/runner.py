@@ -20,9 +20,6 @@ nearest *builtin* type, never by a message or a verifier-chosen class name.
 from __future__ import annotations
 
 import builtins
-
-# Modules verifiers commonly use, imported once in the zygote so that each child has them.
-import collections  # noqa: E401,F401
 import json
 import os
 import resource
@@ -30,6 +27,12 @@ import select
 import signal
 import sys
 import time
+
+# Modules verifiers commonly use, imported once in the zygote so that each child has them.
+# Kept on one line, unsorted: sorting would split it, and `ruff --fix` would then drop the "unused" ones.
+# isort: off
+import collections, functools, itertools, math, re, string, unicodedata  # noqa: E401,F401
+# isort: on
 
 AS_LIMIT = 512 * 1024 * 1024
 NOFILE_LIMIT = 32
