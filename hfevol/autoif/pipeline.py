@@ -236,7 +236,7 @@ def run_autoif(
         answers = with_empty_columns(answers, {"messages": List({"role": Value("string"), "content": Value("string")})})
     dpo = dpo_pairs(answers.to_list()) if config.responses_per_query > 1 else []
     checked = [c for c in constraints if c["crossval_status"] != "not_checked"]
-    summary = {
+    summary: dict[str, Any] = {
         "preset": config.preset,
         "config": config.to_dict(),
         "sandbox": sandbox.level,
