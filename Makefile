@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 export HF_HUB_DISABLE_TELEMETRY=1
 
-.PHONY: run test test-fast test-llamacpp test-vllm venv prepare clean sandbox-deps
+.PHONY: run test test-fast test-llamacpp test-vllm lint venv prepare clean sandbox-deps
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,7 +49,13 @@ run: prepare
 	# --force makes a re-run with identical data a no-op instead of an error.
 	$(BIN)/hfevol publish $(OUT)/scored --version v1 --local-dir $(RELEASE) --force
 
-test: prepare
+# ruff (lint, and the format check) on the code and tests, mypy on the package; both come with the test extra.
+lint: venv
+	$(BIN)/ruff check hfevol tests benchmarks
+	$(BIN)/ruff format --check hfevol tests benchmarks
+	$(BIN)/mypy hfevol
+
+test: prepare lint
 	HF_HUB_OFFLINE=1 HF_EVALUATE_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: venv

@@ -58,14 +58,15 @@ __all__ = ["__version__", *_LAZY]
 if TYPE_CHECKING:
     from .backends import Backend, GenerationRequest, GenerationResult, OpenAIBackend, RetryPolicy, SamplingParams, TGIBackend, TransformersBackend
     from .cache import CachedBackend, RequestCache
-    from .car import ClassifierReward, JudgeReward, ProbabilityJudgeReward, StudentLoss, compare, generate_responses
+    from .car import ClassifierReward, JudgeReward, ProbabilityJudgeReward, StudentLoss, generate_responses
+    from .car.compare import compare  # not `from .car import compare`: mypy takes that for the submodule car/compare.py
     from .evolution import ALL_OPERATIONS, DEPTH_OPERATIONS, AutoEvolInstruct, Elimination, EvolInstruct, evolve_rounds, split_rounds
     from .formats import add_messages, to_alpaca
-    from .respond import Respond
     from .io import builtin_sample, load_rows, write_output
     from .metric_install import install_metrics
     from .models import EMBEDDED_MODEL, load_model
     from .publish import list_releases, publish, publish_from
+    from .respond import Respond
     from .scoring import Score
     from .scoring.endpoint import EndpointScore
     from .scoring.select import select

@@ -188,7 +188,7 @@ class CachedBackend(Backend):
     @property
     def hits(self) -> int:
         """Requests answered from the cache in this process."""
-        self.cache
+        _ = self.cache  # opens the cache first, which starts the count
         return self._hits
 
     def _identity(self) -> dict[str, Any]:

@@ -80,7 +80,7 @@ class MissingColumnError(DataError, KeyError):
 class InvalidRowError(DataError):
     """One row holds a value the transform cannot use."""
 
-    def __init__(self, row: int | str, column: str, problem: str, *, hint: str | None = None) -> None:
+    def __init__(self, row: int | str, column: str | None, problem: str, *, hint: str | None = None) -> None:
         self.row = row
         self.column = column
         self.problem = problem

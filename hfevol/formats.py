@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Format = Literal["alpaca", "sharegpt", "messages"]
-FORMATS: tuple[str, ...] = ("alpaca", "sharegpt", "messages")
+FORMATS: tuple[Format, ...] = ("alpaca", "sharegpt", "messages")
 _KEY_COLUMN = {"alpaca": "instruction", "sharegpt": "conversations", "messages": "messages"}
 MAPPABLE: tuple[str, ...] = ("instruction", "input", "output", "conversations", "messages")
 
@@ -93,8 +93,8 @@ def detect_format(ds: "Dataset") -> Format:
             "map other names with --map instruction=COLUMN (Python: mapping={'instruction': 'COLUMN'}).",
         )
     if len(present) == 1:
-        return present[0]  # type: ignore[return-value]
-    first: dict[str, int] = {}
+        return present[0]
+    first: dict[Format, int] = {}
     columns = [_KEY_COLUMN[f] for f in present]
     for start, batch in _batches(ds.select_columns(columns)):
         for k in range(len(batch[columns[0]])):
@@ -108,7 +108,7 @@ def detect_format(ds: "Dataset") -> Format:
                     f"mixed formats: row {ra} is in {fa} layout ({_KEY_COLUMN[fa]!r}) but row {rb} is in {fb} layout ({_KEY_COLUMN[fb]!r})",
                     hint="convert the dataset to one layout first, or split it and run each part separately.",
                 )
-    return next(iter(first), present[0])  # type: ignore[return-value]
+    return next(iter(first), present[0])
 
 
 def to_alpaca(ds: "Dataset", mapping: Mapping[str, str] | None = None, *, format: str = "auto") -> "Dataset":
@@ -128,6 +128,7 @@ def to_alpaca(ds: "Dataset", mapping: Mapping[str, str] | None = None, *, format
     if format != "auto" and format not in FORMATS:
         raise ConfigError(f"unknown format {format!r}", hint=f"choose auto or one of: {', '.join(FORMATS)}.")
     ds = apply_mapping(ds, mapping)
+    fmt: str
     if format == "auto":
         fmt = detect_format(ds)
     else:

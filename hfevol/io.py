@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .errors import DataError, DatasetNotFoundError, EmptyDatasetError
 from .file_checks import TEXT_SUFFIXES, check_utf8, json_problem
 from .paths import package_file
-from .record import RUN_FILE, FileRecord, RunRecord
+from .record import RUN_FILE, FileRecord, RunRecord  # noqa: F401 - RUN_FILE: hfevol.io.RUN_FILE is imported by users and tests
 
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict
@@ -106,7 +106,7 @@ def load_rows(source: str, *, split: str = "train") -> "Dataset":
         ) from exc
 
 
-def read_parquet_files(files: list[str | Path]) -> "Dataset":
+def read_parquet_files(files: Sequence[str | Path]) -> "Dataset":
     """The rows of the parquet files ``files`` (one schema), as one dataset.
 
     Raises:
@@ -211,7 +211,7 @@ def write_output(
     parts = round_configs(ds) if not isinstance(ds, Mapping) else ds
     with staged(out) as staging:
         written: list[Path] = []
-        for config, part in ({"": ds} if parts is None else parts).items():
+        for config, part in ({"": cast("Dataset", ds)} if parts is None else parts).items():  # parts is None only for one Dataset
             target = staging / "data" / config / f"{split}.parquet"
             target.parent.mkdir(parents=True, exist_ok=True)
             part.to_parquet(str(target))

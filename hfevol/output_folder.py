@@ -197,7 +197,7 @@ def recover(folder: str | os.PathLike[str]) -> None:
             staging.rename(out)
         else:
             for entry in sorted(staging.iterdir()) if own is not None else []:
-                if entry.name not in own and not (out / entry.name).exists():
+                if own is not None and entry.name not in own and not (out / entry.name).exists():
                     entry.rename(out / entry.name)
             shutil.rmtree(staging)
     if backup.exists():

@@ -197,7 +197,8 @@ class StageRecord:
         backend = data.pop("backend", None)
         if not isinstance(backend, Mapping) and isinstance(data.get("model"), Mapping):
             backend = {"kind": "endpoint" if "endpoint" in data else "transformers", **data.pop("model")}  # version 0 score stages
-        served = data.get("endpoint") if isinstance(data.get("endpoint"), Mapping) else {}
+        endpoint = data.get("endpoint")
+        served = endpoint if isinstance(endpoint, Mapping) else {}
         info = BackendInfo.from_description(backend or {}, served_model=served.get("model"))
         inp = data.pop("input", None)
         return cls(

@@ -113,7 +113,7 @@ class Respond(GenerationTransform):
                 out[c["status"]][j] = "invalid_input"
                 out[c["reason"]][j] = reason
                 continue
-            extra = inputs[j] if isinstance(inputs[j], str) and inputs[j].strip() else None
+            extra = value if isinstance(value := inputs[j], str) and value.strip() else None
             prompt = prompts.render(TEMPLATE, instruction=text, input=extra)
             prepared.rows.append(j)
             prepared.requests.append(GenerationRequest.chat(prompt, params=self.sampling, seed=out[c["seed"]][j]))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hfevol.car.generators import GeneratorSpec, check_labels, check_responses, parse_generator, sampling_for
 from hfevol.backends.base import GREEDY
+from hfevol.car.generators import GeneratorSpec, check_labels, check_responses, parse_generator, sampling_for
 from hfevol.errors import ConfigError, DataError, MissingColumnError
 
 

@@ -115,8 +115,9 @@ def test_evolve_then_respond_skips_and_keeps_unfinished_rows(capsys, tmp_path: P
 
 
 def test_respond_marks_a_list_instruction_invalid_before_generating_and_writes_every_row(capsys, tmp_path: Path, monkeypatch):
-    import hfevol.cli._options
     from datasets import load_dataset
+
+    import hfevol.cli._options
 
     backend = KeywordBackend()
     monkeypatch.setattr(hfevol.cli._options, "backend_from", lambda args: backend)

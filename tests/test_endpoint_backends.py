@@ -220,9 +220,8 @@ def test_different_models_behind_one_job_are_refused():
 
     other = EchoEngine()
     other.model_id = "someone/else"
-    with TGITestServer() as a, TGITestServer(other) as b:
-        with pytest.raises(ConfigError, match="different models"):
-            TGIBackend(urls=[a.url, b.url], retry=FAST).check()
+    with TGITestServer() as a, TGITestServer(other) as b, pytest.raises(ConfigError, match="different models"):
+        TGIBackend(urls=[a.url, b.url], retry=FAST).check()
 
 
 def test_top_n_tokens_and_grammar_reach_generate(server):

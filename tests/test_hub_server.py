@@ -9,7 +9,6 @@ import urllib.error
 import urllib.request
 
 import pytest
-
 from hub import HubServer
 
 pytestmark = pytest.mark.integration

@@ -16,9 +16,8 @@ def test_a_second_process_is_refused_until_the_holder_dies(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", _HOLD.format(path=str(folder))], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(LockedError, match=rf"--out {folder} is in use .*pid {holder.pid}"):
-            with exclusive_lock(folder, what="--out"):
-                pass
+        with pytest.raises(LockedError, match=rf"--out {folder} is in use .*pid {holder.pid}"), exclusive_lock(folder, what="--out"):
+            pass
     finally:
         holder.kill()
         holder.wait(timeout=30)

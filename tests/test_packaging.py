@@ -15,10 +15,10 @@ import re
 import site
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from packaging.requirements import Requirement
 
 from hfevol.errors import MissingDependencyError

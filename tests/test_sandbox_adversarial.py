@@ -8,7 +8,6 @@ root ignores RLIMIT_NPROC), also run at a forced ``seccomp`` level, without name
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys

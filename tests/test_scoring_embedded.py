@@ -6,7 +6,7 @@ import pytest
 from reference_eval_loss import reference_scores
 
 from hfevol.io import builtin_sample
-from hfevol.scoring import ANSWER, ANSWER_GIVEN_QUESTION, QUESTION, Score, TokenizerEncoder, chat_sequences
+from hfevol.scoring import ANSWER_GIVEN_QUESTION, QUESTION, Score, TokenizerEncoder, chat_sequences
 
 pytestmark = pytest.mark.slow
 

@@ -114,9 +114,8 @@ class _ShortTokenizeEngine(ModelEngine):
 @pytest.mark.slow
 @pytest.mark.integration
 def test_a_token_id_mismatch_names_the_row(embedded, sample):
-    with TGITestServer(_ShortTokenizeEngine(), prefill_logprobs=True) as srv:
-        with pytest.raises(TokenMismatchError, match=r"row 7: .* scored other tokens than its /tokenize gave"):
-            asyncio.run(EndpointScore(endpoint=_backend(srv.url)).acall(sample.select([0]).to_dict(), [7]))
+    with TGITestServer(_ShortTokenizeEngine(), prefill_logprobs=True) as srv, pytest.raises(TokenMismatchError, match=r"row 7: .* scored other tokens than its /tokenize gave"):
+        asyncio.run(EndpointScore(endpoint=_backend(srv.url)).acall(sample.select([0]).to_dict(), [7]))
 
 
 @pytest.mark.slow
@@ -181,9 +180,8 @@ class _BosEngine(ModelEngine):
 @pytest.mark.slow
 @pytest.mark.integration
 def test_vllm_token_mismatch_names_the_row(embedded, sample):
-    with VLLMTestServer(_BosEngine()) as srv:
-        with pytest.raises(TokenMismatchError, match=r"row 7: .* scored other tokens than its /tokenize gave"):
-            asyncio.run(EndpointScore(endpoint=_vllm(srv.url)).acall(sample.select([0]).to_dict(), [7]))
+    with VLLMTestServer(_BosEngine()) as srv, pytest.raises(TokenMismatchError, match=r"row 7: .* scored other tokens than its /tokenize gave"):
+        asyncio.run(EndpointScore(endpoint=_vllm(srv.url)).acall(sample.select([0]).to_dict(), [7]))
 
 
 @pytest.mark.slow

@@ -24,7 +24,7 @@ def seeds(tmp_path: Path) -> Path:
     return path
 
 
-def _evolve(seeds: Path, backend: KeywordBackend, sampling: SamplingParams = SamplingParams(max_new_tokens=64), elimination=Elimination()):
+def _evolve(seeds: Path, backend: KeywordBackend, sampling: SamplingParams = SamplingParams(max_new_tokens=64), elimination=Elimination()):  # noqa: B008 - settings only, never changed
     ds = load_rows(str(seeds))
     return evolve_rounds(ds, EvolInstruct(backend=backend, sampling=sampling), 2, elimination=elimination)
 

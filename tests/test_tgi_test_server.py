@@ -74,9 +74,8 @@ def test_api_key_guards_generation_but_not_info():
 def test_overload_beyond_max_concurrent_requests():
     import concurrent.futures
 
-    with TGITestServer(latency=0.3, max_concurrent_requests=2) as server:
-        with concurrent.futures.ThreadPoolExecutor(4) as pool:
-            codes = list(pool.map(lambda _: httpx2.post(server.url + "/generate", json={"inputs": "a", "parameters": {"max_new_tokens": 2}}, timeout=10), range(4)))
+    with TGITestServer(latency=0.3, max_concurrent_requests=2) as server, concurrent.futures.ThreadPoolExecutor(4) as pool:
+        codes = list(pool.map(lambda _: httpx2.post(server.url + "/generate", json={"inputs": "a", "parameters": {"max_new_tokens": 2}}, timeout=10), range(4)))
     statuses = sorted(r.status_code for r in codes)
     assert statuses == [200, 200, 429, 429]
     assert {r.json()["error_type"] for r in codes if r.status_code == 429} == {"overloaded"}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hfevol.models.loading import load_template_tokenizer
 from hfevol.models import embedded, loading
+from hfevol.models.loading import load_template_tokenizer
 
 
 def test_the_embedded_tokenizer_loads_from_the_gguf_when_the_model_is_not_converted(tmp_path, monkeypatch):

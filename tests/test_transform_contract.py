@@ -32,7 +32,7 @@ UNREACHABLE = "http://127.0.0.1:9"
 
 def _backend() -> ScriptedBackend:
     backend = ScriptedBackend()
-    backend.calls  # runtime state (an unpicklable lock) exists, as in a real session
+    _ = backend.calls  # runtime state (an unpicklable lock) exists, as in a real session
     return backend
 
 

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from datasets import Dataset
 
     from ..sandbox import Sandbox
-
     from .pipeline import AutoIFConfig
 
 HISTOGRAM_BINS = 10
@@ -30,7 +29,7 @@ def answer_pairs(backend: Backend, kept: list[dict[str, Any]], queries: Sequence
     respond = Respond(backend=backend, sampling=config.response_sampling, seed=config.seed, skip_unless=None)  # type: ignore[arg-type]
     rows = pair_rows(kept, queries, per_constraint=config.queries_per_constraint, responses_per_query=config.responses_per_query, seed=config.seed, placement=config.placement)
     if not rows:
-        empty = {k: [] for k in ("id", "pair_id", "constraint_id", "constraint", "query", "query_index", "response_index", "instruction", "input")}
+        empty: dict[str, list[Any]] = {k: [] for k in ("id", "pair_id", "constraint_id", "constraint", "query", "query_index", "response_index", "instruction", "input")}
         from datasets import Features, Value
 
         features = Features({**{k: Value("string") for k in empty}, "query_index": Value("int64"), "response_index": Value("int64"), **respond.output_features()})

@@ -137,7 +137,7 @@ def cross_validate(verdicts: Sequence[Sequence[bool | None]], expected: Sequence
         if len(row) != n_c:
             raise ConfigError(f"verdict row {k} has {len(row)} verdicts for {n_c} cases")
     if n_f < rules.min_functions or n_c < rules.min_cases:
-        reason = f"{n_f} usable function(s) and {n_c} test case(s); at least {rules.min_functions} and {rules.min_cases} are needed"
+        reason: str | None = f"{n_f} usable function(s) and {n_c} test case(s); at least {rules.min_functions} and {rules.min_cases} are needed"
         return CrossValResult((), (), (), (), False, reason)
     right = [[row[c] is not None and row[c] is expected[c] for c in range(n_c)] for row in verdicts]
     agreement = tuple(sum(right[f][c] for f in range(n_f)) / n_f for c in range(n_c))

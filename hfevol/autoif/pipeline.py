@@ -19,7 +19,7 @@ from ..backends.base import GREEDY, Backend, SamplingParams
 from ..errors import ConfigError
 from .constraints import ConstraintWriter, collect_constraints
 from .crossval import CrossValRules, preset
-from .queries import PLACEMENTS, Placement, pair_rows
+from .queries import PLACEMENTS, Placement
 from .verifiers import VerifierWriter, dedup_cases, dedup_functions
 from .verify import check_constraint
 
@@ -236,7 +236,7 @@ def run_autoif(
         answers = with_empty_columns(answers, {"messages": List({"role": Value("string"), "content": Value("string")})})
     dpo = dpo_pairs(answers.to_list()) if config.responses_per_query > 1 else []
     checked = [c for c in constraints if c["crossval_status"] != "not_checked"]
-    summary = {
+    summary: dict[str, Any] = {
         "preset": config.preset,
         "config": config.to_dict(),
         "sandbox": sandbox.level,

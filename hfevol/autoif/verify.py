@@ -55,7 +55,7 @@ def check_constraint(functions: Sequence[tuple[str, str]], cases: Sequence[tuple
     """Run every (verifier id, source) on every case input in the sandbox and apply ``rules``."""
     inputs = [c[0] for c in cases]
     runs = sandbox.run_many([(src, inputs) for _, src in functions]) if functions and inputs else []
-    status = {vid: run.status for (vid, _), run in zip(functions, runs)}
+    status: dict[str, str] = {vid: run.status for (vid, _), run in zip(functions, runs)}
     if not inputs:
         status = {vid: "not_run" for vid, _ in functions}
     ids, matrix = [], []
@@ -165,6 +165,7 @@ class AutoIFJudge(GenerationTransform):
     def apply(self, out: Batch, row: int, result: GenerationResult) -> None:
         text = (result.text or "").strip() if result.ok else None
         score = parse_judge_score(text)
+        status: str  # outcome()'s statuses, and "unparsed"
         status, reason = outcome(result, text, self.sampling.max_new_tokens)
         if status == "ok" and score is None:
             status, reason = "unparsed", "no score from 0 to 10 in the judge's reply"

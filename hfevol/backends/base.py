@@ -59,7 +59,8 @@ class SamplingParams:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown sampling option(s) {unknown}; known: {sorted(known)}")
-        return cls(**{k: (tuple(v) if k == "stop" else v) for k, v in data.items()})
+        settings: dict[str, Any] = {k: (tuple(v) if k == "stop" else v) for k, v in data.items()}
+        return cls(**settings)
 
 
 Route = Literal["chat", "generate", "completions"]

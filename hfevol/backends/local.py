@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..extras import require_local
 from ..models.loading import EMBEDDED_MODEL, LoadedModel, load_model
-from .base import Backend, GenerationRequest, GenerationResult, SamplingParams
+from .base import Backend, FinishReason, GenerationRequest, GenerationResult, SamplingParams
 
 
 @dataclass
@@ -158,7 +158,7 @@ class TransformersBackend(Backend):
             for s in params.stop:
                 if s in text:
                     text, finished = text[: text.index(s)], True
-            reason = "stop" if finished or len(row.ids) < params.max_new_tokens else "length"
+            reason: FinishReason = "stop" if finished or len(row.ids) < params.max_new_tokens else "length"
             results.append(GenerationResult(text=text.strip(), finish_reason=reason, prompt_tokens=row.prompt_tokens, completion_tokens=len(row.ids), top1=row.top1))
         return results
 

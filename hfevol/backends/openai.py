@@ -64,7 +64,7 @@ class OpenAIBackend(EndpointBackend):
         return await transport.call(HttpCall("GET", "/v1/models"), self._parse_models, endpoint=endpoint)
 
     def _parse_models(self, listing: Any, url: str) -> dict[str, Any]:
-        data = listing.get("data") if isinstance(listing, dict) else None
+        data = (listing.get("data") if isinstance(listing, dict) else None) or []
         ids = [m.get("id") for m in data or () if isinstance(m, dict) and isinstance(m.get("id"), str)]
         if not ids:
             raise EndpointError(f"{url}/v1/models listed no model (is it an OpenAI-compatible server?)", cause="not_found", url=url)
@@ -180,7 +180,7 @@ def _parse_prompt_logprobs(body: Any, ids: list[int], *, url: str) -> list[tuple
         if not isinstance(entries, dict) or not entries or not all(isinstance(e, dict) for e in entries.values()):
             raise malformed
         sent = str(ids[k]) if k < len(ids) else None
-        key = sent if sent in entries else max(entries, key=lambda t: entries[t].get("rank") or 0)
+        key = sent if sent is not None and sent in entries else max(entries, key=lambda t: entries[t].get("rank") or 0)
         entry = entries[key]
         if not key.isdigit() or not isinstance(entry.get("logprob"), (int, float)):
             raise malformed

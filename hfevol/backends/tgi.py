@@ -50,9 +50,8 @@ class TGIBackend(EndpointBackend):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.grammar is not None:
-            if not (isinstance(self.grammar, dict) and self.grammar.get("type") in ("json", "regex") and "value" in self.grammar):
-                raise ConfigError(f"grammar={self.grammar!r} must be {{'type': 'json' | 'regex', 'value': ...}}")
+        if self.grammar is not None and not (isinstance(self.grammar, dict) and self.grammar.get("type") in ("json", "regex") and "value" in self.grammar):
+            raise ConfigError(f"grammar={self.grammar!r} must be {{'type': 'json' | 'regex', 'value': ...}}")
 
     def _identity_extras(self) -> dict[str, Any]:
         return {"grammar": self.grammar} if self.grammar is not None else {}

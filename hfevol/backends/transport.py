@@ -36,7 +36,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
-from ..errors import AuthenticationError, EndpointError, EndpointUnreachableError
+from ..errors import AuthenticationError, EndpointCause, EndpointError, EndpointUnreachableError
 from .auth import auth_headers
 from .retry import RetryPolicy, parse_retry_after
 
@@ -129,6 +129,7 @@ def _from_response(response: Any, url: str) -> EndpointError:
         return AuthenticationError(text, cause="auth", url=url, status=status, hint=_AUTH_HINT)
     if status == 404:
         return EndpointError(text, cause="not_found", url=url, status=status, hint="check the endpoint URL, the API kind (tgi or openai) and the model name.")
+    cause: EndpointCause
     if status == 429:
         cause = "overloaded" if error_type == "overloaded" else "rate_limited"
     elif status == 503 or error_type == "overloaded":

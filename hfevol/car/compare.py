@@ -11,7 +11,19 @@ from ..errors import DataError
 from ..stats import finite_mean
 from .compatibility import RowLoss, StudentLoss
 from .generators import Coverage, GeneratorSpec, check_responses
-from .metrics import DEFAULT_BETA, BetaFit, CarTable, GeneratorStats, LossAveraging, NegativeRewards, car_table, check_scores, correlations, fit_beta, reward_offset
+from .metrics import (
+    DEFAULT_BETA,
+    BetaFit,
+    CarTable,
+    GeneratorStats,
+    LossAveraging,
+    NegativeRewards,
+    car_table,
+    check_scores,
+    correlations,
+    fit_beta,
+    reward_offset,
+)
 from .reward import Reward
 
 
@@ -75,20 +87,20 @@ def compare(
         if not rated:
             raise DataError(f"no reward could be read for any response of generator {spec.label!r}", hint="check the reward model or the judge's replies (try a stronger judge).")
         row_rewards.extend(rated)
-        scored = [l for l in losses if l.tokens]
-        tokens = sum(l.tokens for l in scored)
+        scored = [loss for loss in losses if loss.tokens]
+        tokens = sum(loss.tokens for loss in scored)
         stats.append(
             GeneratorStats(
                 name=spec.label,
                 rows=len(responses),
                 mean_reward=sum(rated) / len(rated),
-                loss_token_mean=sum(l.total for l in scored) / tokens if tokens else math.nan,
-                loss_row_mean=sum(l.mean for l in scored) / len(scored) if scored else math.nan,
-                ifd=finite_mean([l.ifd for l in scored], math.nan),
-                mean_length=sum(l.tokens - 1 for l in scored) / len(scored) if scored else math.nan,
+                loss_token_mean=sum(loss.total for loss in scored) / tokens if tokens else math.nan,
+                loss_row_mean=sum(loss.mean for loss in scored) / len(scored) if scored else math.nan,
+                ifd=finite_mean([loss.ifd for loss in scored], math.nan),
+                mean_length=sum(loss.tokens - 1 for loss in scored) / len(scored) if scored else math.nan,
             )
         )
-        per_row[spec.label] = [{"reward": r, "loss": l.mean, "tokens": l.tokens, "ifd": l.ifd} for r, l in zip(rewards, losses)]
+        per_row[spec.label] = [{"reward": r, "loss": loss.mean, "tokens": loss.tokens, "ifd": loss.ifd} for r, loss in zip(rewards, losses)]
     offset = reward_offset({s.name: s.mean_reward for s in stats}, min(row_rewards), negative_rewards)
     table = car_table(stats, beta=beta, loss_averaging=loss_averaging, offset=offset)
     result = CarResult(table=table, reward=reward.describe(), student=student.describe(), coverage=coverage, unrated=unrated, rows=per_row)

@@ -265,7 +265,7 @@ def _best_beta(rewards: Sequence[float], losses: Sequence[float], scores: Sequen
     """The grid β with the highest ρ (the median of the best ones, as ρ is flat between rank swaps)."""
     rhos = []
     for beta in grid:
-        rho = spearman([car(r, l, beta) for r, l in zip(rewards, losses)], scores)
+        rho = spearman([car(r, loss, beta) for r, loss in zip(rewards, losses)], scores)
         rhos.append(-math.inf if math.isnan(rho) else rho)
     top = max(rhos)
     best = [b for b, rho in zip(grid, rhos) if rho == top]
@@ -297,17 +297,17 @@ def fit_beta(
     if negative:
         raise DataError(f"cannot fit β: the reward of {', '.join(negative)} is negative", hint="offset the rewards first (reward_offset).")
     r = [rewards[g] for g in named]
-    l = [losses[g] for g in named]
+    lo = [losses[g] for g in named]
     s = [scores[g] for g in named]
-    beta, rho = _best_beta(r, l, s, grid)
+    beta, rho = _best_beta(r, lo, s, grid)
     if len(named) < MIN_GENERATORS_FOR_RHO + 1:
         return BetaFit(beta, rho, math.nan, ())
     held_out_ranks = []
     fold_betas = []
     for i in range(len(named)):
         keep = [j for j in range(len(named)) if j != i]
-        fold_beta, _ = _best_beta([r[j] for j in keep], [l[j] for j in keep], [s[j] for j in keep], grid)
+        fold_beta, _ = _best_beta([r[j] for j in keep], [lo[j] for j in keep], [s[j] for j in keep], grid)
         fold_betas.append(fold_beta)
-        values = [car(r[j], l[j], fold_beta) for j in range(len(named))]
+        values = [car(r[j], lo[j], fold_beta) for j in range(len(named))]
         held_out_ranks.append(average_ranks(values)[i])
     return BetaFit(beta, rho, spearman(held_out_ranks, s), tuple(fold_betas))

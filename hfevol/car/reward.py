@@ -108,7 +108,7 @@ class ClassifierReward:
             model.config.pad_token_id = tokenizer.pad_token_id
         device = ("cuda" if torch.cuda.is_available() else "cpu") if self.device == "auto" else self.device
         model.to(device).eval()
-        self._loaded = (model, tokenizer)
+        self._loaded: tuple[Any, Any] = (model, tokenizer)
         self._labels = labels
         return self._loaded
 

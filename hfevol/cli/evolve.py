@@ -130,9 +130,10 @@ def run(args: argparse.Namespace) -> int:
     evolved = add_messages(evolved)
     seconds = time.perf_counter() - started
     report = round_report(evolved)
-    assert record.seed_data is not None
-    record = record.with_command("evolve", run_options(args), input=record.seed_data)
-    record = record.with_stages(round_stages(evolver, evolved, elimination=elimination, seeds=record.seed_data.data))
+    seed_data = record.seed_data
+    assert seed_data is not None
+    record = record.with_command("evolve", run_options(args), input=seed_data)
+    record = record.with_stages(round_stages(evolver, evolved, elimination=elimination, seeds=seed_data.data))
     record = record.with_extras(rounds_requested=args.rounds, rounds_written=len(report["rounds"]), report=report)
     record = with_shard(record_tokens(record, evolver.backend), spec, len(rows), first_stage=0)
     out = write_output(evolved, args.out, record=record, extra=shard_extra(spec, len(rows)))

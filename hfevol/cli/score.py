@@ -121,9 +121,13 @@ def _scorer(args: argparse.Namespace) -> Any:
     )
     if not args.endpoint:
         return Score(model=args.model, batch_size=args.batch_size, dtype=args.dtype, device=args.device, **common)
+    from ..backends.openai import OpenAIBackend
+    from ..backends.tgi import TGIBackend
     from ..scoring.endpoint import EndpointScore
 
-    return EndpointScore(endpoint=backend_from(args), **common)
+    endpoint = backend_from(args)
+    assert isinstance(endpoint, (TGIBackend, OpenAIBackend))  # --endpoint is given
+    return EndpointScore(endpoint=endpoint, **common)
 
 
 def _print_summary(summary: dict[str, Any], seconds: float, score: Any, model_name: str, out: Path, plot: Path | None) -> None:

@@ -135,7 +135,7 @@ class Evolver(GenerationTransform):
 
     def apply(self, out: Batch, row: int, result: GenerationResult) -> None:
         text, problem = None, None
-        if result.ok and (result.text or "").strip():
+        if result.ok and result.text and result.text.strip():
             text, problem = self.read_reply(result.text, out, row)
         status, reason = outcome(result, text, self.sampling.max_new_tokens, problem)
         out["evolved_instruction"][row] = text or None

@@ -27,7 +27,7 @@ def evolve_rounds(
     evolver: Evolver,
     rounds: int = 1,
     *,
-    elimination: Elimination | None = Elimination(),
+    elimination: Elimination | None = Elimination(),  # noqa: B008 - settings only, never changed after __post_init__
     batch_size: int = 16,
     index_offset: int = 0,
 ) -> "Dataset":

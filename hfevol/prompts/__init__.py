@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 _DIR = Path(__file__).resolve().parent
 
 
-@lru_cache(maxsize=None)
+@cache
 def _environment() -> Any:
     import jinja2
 
@@ -32,7 +32,7 @@ def render(name: str, **values: Any) -> str:
     return _environment().get_template(f"{name}.jinja").render(**values).strip()
 
 
-@lru_cache(maxsize=None)
+@cache
 def version(name: str) -> str:
     """A short hash of the template and every frame it extends.
 

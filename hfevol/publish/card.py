@@ -151,7 +151,7 @@ def numbers(table: "pa.Table", column: str) -> list[float]:
 
 def _short_value(value: Any) -> str | None:
     """A setting as the stage table shows it, or None when it is too long or nested to show."""
-    if isinstance(value, bool) or isinstance(value, (int, float)):
+    if isinstance(value, (bool, int, float)):
         return str(value)
     if isinstance(value, str):
         return value if len(value) <= 40 else None

@@ -112,7 +112,8 @@ class LocalTarget(Target):
         parent = plumbing.branch_commit(self.folder)
         commit = plumbing.build_commit(self.folder, files, delete, message, parent)
         if commit is None:
-            return parent, None  # type: ignore[return-value] - a tree equal to the parent's has a parent
+            assert parent is not None  # a tree equal to the parent's has a parent
+            return parent, None
         plumbing.move_branch(self.folder, commit, parent, message)
         return commit, None
 

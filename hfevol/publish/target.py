@@ -8,7 +8,6 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 KEEP = (".gitattributes", ".gitignore")
 """Files of a target branch that a release never deletes and that may sit beside a release's
 files in its commit: the ``.gitattributes`` that the Hub creates with every repo (and a
@@ -131,7 +130,7 @@ class Target(abc.ABC):
     def tag(self, version: str, commit: str, message: str, *, replace: bool) -> None:
         """Point tag ``version`` at ``commit`` (``replace``: move an existing tag)."""
 
-    def show(self, commit: str) -> None:
+    def show(self, commit: str) -> None:  # noqa: B027 - an optional hook; doing nothing is right for the Hub
         """Once ``commit`` is tagged, make a local working copy show it (nothing to do on the Hub)."""
 
     @abc.abstractmethod

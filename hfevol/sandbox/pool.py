@@ -25,8 +25,9 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, Callable
+from typing import IO, Any
 
 from hfevol.errors import SandboxUnavailableError
 from hfevol.sandbox import probe
@@ -81,13 +82,13 @@ class Zygote:
         self.process: subprocess.Popen | None = None
         self._buffer = b""
         self._workdir: str | None = None
-        self._stderr = None
+        self._stderr: IO[bytes] | None = None
 
     def start(self, spawner: _Spawner) -> None:
         """Start the process and wait for its ``ready`` line (raises :class:`ZygoteFailure`)."""
         command = zygote_command(self.level)
         self._workdir = tempfile.mkdtemp(prefix="hfevol-sandbox-")
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the zygote; kill() closes it
         try:
             self.process = spawner.call(lambda: subprocess.Popen(
                 command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
@@ -96,7 +97,7 @@ class Zygote:
         except OSError as error:
             self.kill()
             raise ZygoteFailure(f"cannot start {command[0]}: {error}") from None
-        os.set_blocking(self.process.stdin.fileno(), False)
+        os.set_blocking(self._pipe("stdin"), False)
         try:
             hello = self._read_line(time.monotonic() + START_TIMEOUT)
         except ZygoteFailure as failure:
@@ -112,7 +113,7 @@ class Zygote:
         """Send one request and return its reply, or raise :class:`ZygoteFailure`."""
         if self.process is None or self.process.poll() is not None:
             raise ZygoteFailure("the zygote is not running")
-        if self._buffer or select.select([self.process.stdout.fileno()], [], [], 0)[0]:
+        if self._buffer or select.select([self._pipe("stdout")], [], [], 0)[0]:
             raise ZygoteFailure("the zygote sent a reply nobody asked for")
         end = time.monotonic() + timeout
         self._write(json.dumps(request).encode() + b"\n", end)
@@ -131,8 +132,14 @@ class Zygote:
             raise ZygoteFailure("a malformed reply")
         return reply
 
+    def _pipe(self, name: str) -> int:
+        """The file descriptor of the running process's ``stdin`` or ``stdout`` (both are pipes)."""
+        pipe = getattr(self.process, name, None)
+        assert pipe is not None, "the zygote is started with both pipes"
+        return pipe.fileno()
+
     def _write(self, data: bytes, end: float) -> None:
-        fd = self.process.stdin.fileno()
+        fd = self._pipe("stdin")
         while data:
             left = end - time.monotonic()
             if left <= 0:
@@ -146,7 +153,7 @@ class Zygote:
                     raise ZygoteFailure(f"the zygote closed its pipe ({error.strerror})") from None
 
     def _read_line(self, end: float) -> dict:
-        fd = self.process.stdout.fileno()
+        fd = self._pipe("stdout")
         while b"\n" not in self._buffer:
             left = end - time.monotonic()
             if left <= 0:
@@ -169,6 +176,8 @@ class Zygote:
         return message
 
     def _stderr_tail(self) -> str:
+        if self._stderr is None:
+            return "no message"
         try:
             self._stderr.seek(0)
             return self._stderr.read()[-300:].decode(errors="replace").strip() or "no message"
@@ -189,7 +198,8 @@ class Zygote:
                 log.warning("sandbox zygote %s did not exit after SIGKILL", process.pid)
             for pipe in (process.stdin, process.stdout):
                 try:
-                    pipe.close()
+                    if pipe is not None:
+                        pipe.close()
                 except OSError:
                     pass
         if self._stderr is not None:

@@ -29,7 +29,10 @@ import sys
 import time
 
 # Modules verifiers commonly use, imported once in the zygote so that each child has them.
+# Kept on one line, unsorted: sorting would split it, and `ruff --fix` would then drop the "unused" ones.
+# isort: off
 import collections, functools, itertools, math, re, string, unicodedata  # noqa: E401,F401
+# isort: on
 
 AS_LIMIT = 512 * 1024 * 1024
 NOFILE_LIMIT = 32

@@ -10,11 +10,22 @@
 
 from __future__ import annotations
 
-from .construction import ANSWER, ANSWER_GIVEN_QUESTION, MODES, QUESTION, Encoder, TokenizerEncoder, chat_answer_sequences, chat_sequences, question_text, reference_sequences
+from .construction import (
+    ANSWER,
+    ANSWER_GIVEN_QUESTION,
+    MODES,
+    QUESTION,
+    Encoder,
+    TokenizerEncoder,
+    chat_answer_sequences,
+    chat_sequences,
+    question_text,
+    reference_sequences,
+)
+from .frontend import ScoringModel
 from .ifd import IC_IFD_FORMS, IFD_FORMS, RowScores, ic_ifd, ifd, row_scores
 from .losses import SpanLoss, TokenSequence, span_losses
 from .select import Selection, plan_selection, select
-from .frontend import ScoringModel
 from .transform import OUTPUT_COLUMNS, RowScoring, Score
 
 __all__ = [

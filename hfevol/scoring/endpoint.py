@@ -153,7 +153,7 @@ class EndpointScore(RowScoring):
         from ..record import BackendInfo
 
         served = self.check()
-        backend = BackendInfo.from_description(served, model=self.endpoint.model or served["model"], served_model=served["model"])
+        backend = BackendInfo.from_description(served, model=self.backend.model or served["model"], served_model=served["model"])
         tokenizer = {"tokenizer": self._encoder.model_name} if self.mode == "chat" else {}
         return self.stage_record(backend, max_length=self.max_length, logprobs=self.backend.SCORING.label, **tokenizer)
 
@@ -195,7 +195,7 @@ class EndpointScore(RowScoring):
                 if limit is not None and longest > limit:
                     fill_row(out, j, status="too_long", reason=f"{longest} tokens; the server takes at most {limit} ({rule})")
                     return
-                prompts = [s.ids for s in cut] if sends_ids else [conditioned_text(questions[k], answers[k]), answers[k]]
+                prompts: list[Any] = [s.ids for s in cut] if sends_ids else [conditioned_text(questions[k], answers[k]), answers[k]]
                 prefills = await asyncio.gather(*(backend.aprompt_logprobs(p) for p in prompts))
             except EndpointError as exc:
                 if exc.fatal:
@@ -269,8 +269,8 @@ def _span_losses(sequence: TokenSequence, prefill: Prefill, *, row: int | str, u
     """Each span's loss: minus the sum of its tokens' prefill log-probs, and their count."""
     losses = {}
     for name, start, end in sequence.spans:
-        values = [prefill[i][2] for i in range(start, end)]
-        if any(not isinstance(v, (int, float)) for v in values):
+        values = [v for i in range(start, end) if isinstance(v := prefill[i][2], (int, float))]
+        if len(values) != end - start:
             raise EndpointError(f"row {row}: {url} returned a prefill token without a log-probability inside span {name!r}", cause="malformed", url=url)
         losses[name] = SpanLoss(-math.fsum(values), len(values))
     return losses

@@ -24,9 +24,15 @@ class Generation:
 class Engine(Protocol):
     """The model side of the test server."""
 
-    model_id: str
-    model_sha: str | None
-    vocab_size: int
+    # Read-only here: an engine may define them as class attributes or as properties.
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def model_sha(self) -> str | None: ...
+
+    @property
+    def vocab_size(self) -> int: ...
 
     def tokenize(self, text: str, add_special_tokens: bool = True) -> list[dict[str, Any]]: ...
 
@@ -144,7 +150,8 @@ class ModelEngine:
         with self._lock:
             [row] = self.backend.generate_tokens([prompt], [seed], params, output_logits=True)
         decode = self.loaded.tokenizer.decode
-        tokens, top = [], [] if top_n else None
+        tokens: list[tuple[int, str, float]] = []
+        top: list[list[tuple[int, str, float]]] | None = [] if top_n else None
         for token_id, logits in zip(row.ids, row.logits or []):
             logp = torch.log_softmax(logits.float(), dim=-1)
             tokens.append((token_id, decode([token_id]), float(logp[token_id])))

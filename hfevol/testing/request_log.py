@@ -24,7 +24,7 @@ class LoggedRequest:
     """The request's headers, names lower-cased, in the order sent (only with ``record_headers``)."""
 
     @property
-    def prompt_key(self) -> tuple[str, Any] | None:
+    def prompt_key(self) -> tuple[str | tuple[Any, ...] | None, Any] | None:
         """(prompt text, seed) of a generation request: which row's request this was."""
         b = self.body if isinstance(self.body, dict) else {}
         if self.route == "/v1/chat/completions":

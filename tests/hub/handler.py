@@ -138,7 +138,7 @@ class HubHandler(RepoRoutes, ReadRoutes, UploadRoutes, RefRoutes):
 
     def git_or_resolve(self, method: str) -> None:
         s = self.segments
-        repo_type = _TYPES.get(s[0], None) if s else None
+        repo_type = _TYPES.get(s[0]) if s else None
         parts = s[1:] if repo_type else s
         repo_type = repo_type or "model"
         if len(parts) >= 5 and parts[1].endswith(".git") and parts[2:] == ["info", "lfs", "objects", "batch"] and method == "POST":
