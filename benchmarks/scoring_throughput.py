@@ -280,7 +280,9 @@ def main() -> None:
     flops = sum(2 * ours["matmul_params"] * n + 4 * ours["layers"] * ours["hidden"] * n * n for n in ours["lengths"])
     achieved = flops / ours["seconds"]
     print(f"\nlocal Score: {flops / 1e12:.2f} TFLOP of useful forward work (no padding) in {ours['seconds']:.1f} s = {achieved / 1e9:.1f} GFLOP/s;")
-    print(f"fp32 2048x2048 matmul in the same worker and threads: {ours['matmul_flops'] / 1e9:.1f} GFLOP/s -> {100 * achieved / ours['matmul_flops']:.0f}% of measured peak")
+    print(
+        f"fp32 2048x2048 matmul in the same worker and threads: {ours['matmul_flops'] / 1e9:.1f} GFLOP/s -> {100 * achieved / ours['matmul_flops']:.0f}% of measured peak"
+    )
     if breakdown:
         b = breakdown
         print(f"\nwhere a row's time goes on the server (one request at a time, mean of {args.breakdown_rows} rows):")
@@ -291,7 +293,9 @@ def main() -> None:
             print(f"| {name} | {1000 * v:.1f} | {100 * v / total:.0f}% |")
         print(f"| (same 2 prompts without prompt_logprobs) | {1000 * b['plain']:.1f} | - |")
         print(f"| (both prompts in 1 request, prompt_logprobs=1) | {1000 * b['one']:.1f} | - |")
-        print(f"full-vocabulary prompt log-probs cost {1000 * (b['score'] - b['plain']):.1f} ms per row ({100 * (b['score'] - b['plain']) / b['score']:.0f}% of the scoring requests)")
+        print(
+            f"full-vocabulary prompt log-probs cost {1000 * (b['score'] - b['plain']):.1f} ms per row ({100 * (b['score'] - b['plain']) / b['score']:.0f}% of the scoring requests)"
+        )
 
 
 if __name__ == "__main__":

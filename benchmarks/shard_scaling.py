@@ -70,10 +70,20 @@ def main() -> None:
                     same = True
                 else:
                     merged = root / f"run-{n}" / "merged"
-                    subprocess.run([sys.executable, "-m", "hfevol.cli", "merge", *map(str, outs), "--out", str(merged)], env=env, check=True, stdout=subprocess.DEVNULL)
+                    subprocess.run(
+                        [sys.executable, "-m", "hfevol.cli", "merge", *map(str, outs), "--out", str(merged)], env=env, check=True, stdout=subprocess.DEVNULL
+                    )
                     same = single is not None and data_files(merged) == single
                 rate = args.rows / seconds
-                results.append({"shards": n, "seconds": round(seconds, 2), "requests_per_s": round(rate, 1), "of_capacity": round(rate / capacity, 3), "merged_equal": same})
+                results.append(
+                    {
+                        "shards": n,
+                        "seconds": round(seconds, 2),
+                        "requests_per_s": round(rate, 1),
+                        "of_capacity": round(rate / capacity, 3),
+                        "merged_equal": same,
+                    }
+                )
                 print(json.dumps(results[-1]), flush=True)
     finally:
         proc.kill()

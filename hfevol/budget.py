@@ -201,7 +201,10 @@ class DryRun:
         print(f"\n== Dry run of {stage}: nothing sent")
         print(f"   rows                {self.rows:>12}")
         print(f"   requests            {self.requests:>12}" + (f"   (at most {self.max_requests} over {passes} rounds)" if passes > 1 else ""))
-        print(f"   prompt tokens       {self.prompt_tokens:>12}   ({self.counter})" + (f"; at most {self.max_prompt_tokens} over every round" if passes > 1 else ""))
+        print(
+            f"   prompt tokens       {self.prompt_tokens:>12}   ({self.counter})"
+            + (f"; at most {self.max_prompt_tokens} over every round" if passes > 1 else "")
+        )
         print(f"   completion tokens ≤ {self.max_completion_tokens:>12}   (max_new_tokens per request)")
         if prices is not None:
             print(f"   cost              ≤ {self.cost(prices):>12.4f}   (at {prices[0]:g} in, {prices[1]:g} out per million tokens)")

@@ -208,7 +208,9 @@ def read_conversation(turns: Any, fmt: str, row: int) -> tuple[str, str | None, 
             raise InvalidRowError(row, column, f"turn {k} is not a {{{role_key!r}: ..., {text_key!r}: ...}} mapping: {turn!r:.80}")
         role = str(turn[role_key]).lower()
         if role not in HUMAN_ROLES | ASSISTANT_ROLES | SYSTEM_ROLES:
-            raise InvalidRowError(row, column, f"turn {k} has the unknown {role_key} {turn[role_key]!r}", hint="known: human/user, gpt/assistant/model, system.")
+            raise InvalidRowError(
+                row, column, f"turn {k} has the unknown {role_key} {turn[role_key]!r}", hint="known: human/user, gpt/assistant/model, system."
+            )
         roles.append(role)
     human = next((k for k, role in enumerate(roles) if role in HUMAN_ROLES), None)
     if human is None:

@@ -82,7 +82,9 @@ def load_rows(source: str, *, split: str = "train") -> "Dataset":
                         raise EmptyDatasetError(f"dataset file {source!r} has no rows", hint="check the file, or point --dataset at another one.") from None
                     problem = json_problem(path) if builder == "json" else None
                     if problem is not None:
-                        raise DataError(f"{source!r} is not valid JSON: {problem}", hint="fix the file at that line (JSON Lines hold one JSON object per line).") from None
+                        raise DataError(
+                            f"{source!r} is not valid JSON: {problem}", hint="fix the file at that line (JSON Lines hold one JSON object per line)."
+                        ) from None
                     raise
             if (path / "dataset_info.json").is_file() or (path / "state.json").is_file():
                 loaded = datasets.load_from_disk(str(path))

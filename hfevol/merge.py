@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import DataError
 from .record import RunRecord, StageRecord
 from .record_stage import DataInfo
-from .shards import is_complete, read_marker
+from .shards import is_complete
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -75,7 +75,9 @@ def check_shards(folders: Sequence[str | Path]) -> list[_Shard]:
             raise DataError(f"shard {missing} of {n} is missing (rows from {position} are in no folder)", hint="run that shard and give its folder too.")
         position = s.entry["stop"]
     if len(shards) != n or position != total:
-        raise DataError(f"shard {len(shards)} of {n} is missing (rows {position}..{total - 1} are in no folder)", hint="run that shard and give its folder too.")
+        raise DataError(
+            f"shard {len(shards)} of {n} is missing (rows {position}..{total - 1} are in no folder)", hint="run that shard and give its folder too."
+        )
     reference = configuration(shards[0].record)
     for s in shards[1:]:
         difference = _first_difference(reference, configuration(s.record))

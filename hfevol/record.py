@@ -39,6 +39,7 @@ RUN_FILE = "hfevol_run.json"
 __all__ = ["RUN_FILE", "SCHEMA_VERSION", "BackendInfo", "CommandRecord", "DataInfo", "DataRef", "FileRecord", "RunRecord", "StageRecord",
            "chained", "round_stages", "rows_digest", "safe_options"]  # fmt: skip
 
+
 @dataclass(frozen=True)
 class CommandRecord:
     """A command that wrote to this record: its name, its input, and the options that re-run it (:func:`safe_options`)."""
@@ -54,7 +55,11 @@ class CommandRecord:
     @classmethod
     def from_json(cls, data: Mapping[str, Any], folder: Path | None) -> "CommandRecord":
         inp = data.get("input")
-        return cls(name=str(data.get("command", "?")), options=dict(data.get("options") or {}), input=DataRef.from_json(inp, folder) if isinstance(inp, Mapping) else None)
+        return cls(
+            name=str(data.get("command", "?")),
+            options=dict(data.get("options") or {}),
+            input=DataRef.from_json(inp, folder) if isinstance(inp, Mapping) else None,
+        )
 
 
 _PATH_OPTIONS = ("dataset", "out", "cache", "model", "tokenizer", "scores")

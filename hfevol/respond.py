@@ -85,7 +85,13 @@ class Respond(GenerationTransform):
         from datasets import Value
 
         c = self.columns
-        return {c["text"]: Value("string"), c["status"]: Value("string"), c["reason"]: Value("string"), c["responder"]: Value("string"), c["seed"]: Value("int64")}
+        return {
+            c["text"]: Value("string"),
+            c["status"]: Value("string"),
+            c["reason"]: Value("string"),
+            c["responder"]: Value("string"),
+            c["seed"]: Value("int64"),
+        }
 
     def prepare(self, batch: Batch, indices: list[int] | None) -> Prepared:
         self.check_columns(batch)

@@ -123,8 +123,6 @@ def is_complete(folder: str | Path) -> bool:
     return read_marker(folder) is not None and (Path(folder) / RUN_FILE).is_file()
 
 
-
-
 def with_shard(record: Any, spec: ShardSpec, total: int, *, first_stage: int) -> Any:
     """``record`` (a :class:`~hfevol.record.RunRecord`) with its ``shard`` entry: the slice, and the index of the
     first stage this command added (the stages before it come from the input's record). Unchanged unsharded."""

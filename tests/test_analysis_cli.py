@@ -14,15 +14,43 @@ from hfevol.testing import TGITestServer
 
 
 def seeds_file(path: Path, n: int, **extra: list) -> Path:
-    topics = ["rainbows", "prime numbers", "sorting a list in Python", "the French revolution", "photosynthesis", "interest rates", "volcanoes", "chess openings"]
-    rows = [{"instruction": f"Explain {topics[i % len(topics)]} to a curious twelve-year-old.", "input": "", **{k: v[i] for k, v in extra.items()}} for i in range(n)]
+    topics = [
+        "rainbows",
+        "prime numbers",
+        "sorting a list in Python",
+        "the French revolution",
+        "photosynthesis",
+        "interest rates",
+        "volcanoes",
+        "chess openings",
+    ]
+    rows = [
+        {"instruction": f"Explain {topics[i % len(topics)]} to a curious twelve-year-old.", "input": "", **{k: v[i] for k, v in extra.items()}}
+        for i in range(n)
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
 
 def evolved_folder(tmp_path: Path, srv: TGITestServer, n: int = 6, rounds: int = 2) -> Path:
     out = tmp_path / "evolved"
-    assert main(["evolve", "--dataset", str(seeds_file(tmp_path / "seeds.jsonl", n)), "--rounds", str(rounds), "--out", str(out), "--endpoint", srv.url, "--no-elimination"]) == 0
+    assert (
+        main(
+            [
+                "evolve",
+                "--dataset",
+                str(seeds_file(tmp_path / "seeds.jsonl", n)),
+                "--rounds",
+                str(rounds),
+                "--out",
+                str(out),
+                "--endpoint",
+                srv.url,
+                "--no-elimination",
+            ]
+        )
+        == 0
+    )
     return out
 
 

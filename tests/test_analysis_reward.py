@@ -27,7 +27,7 @@ def test_reward_wraps_the_parent_in_its_operation_prompt() -> None:
     parent = "Explain rainbows."
     values, no_prompt = reward.score([parent, parent, None], ["deepen", "auto_evol_step", "deepen"], ["Explain rainbows and halos.", "x", "y"])
     assert values == [float(len("Explain rainbows and halos.")), None, None] and no_prompt == 2
-    (user, assistant), = reward._classifier.pairs
+    ((user, assistant),) = reward._classifier.pairs
     assert parent in user and user != parent and assistant == "Explain rainbows and halos."
     assert "ask for more depth and breadth about that subject" in user  # the deepen operation's own wording (prompts/evol_instruct/deepen.jinja)
 
@@ -35,10 +35,12 @@ def test_reward_wraps_the_parent_in_its_operation_prompt() -> None:
 def test_reward_with_a_real_classifier(tmp_path: Path) -> None:
     from test_car_reward import tiny_reward_model
 
-    from hfevol.car.reward import ClassifierReward
     from hfevol import prompts
+    from hfevol.car.reward import ClassifierReward
 
     folder = str(tiny_reward_model(tmp_path / "rm"))
     values, _ = InstructionReward(model=folder).score(["what is two plus four"], ["add_constraints"], ["what is two plus four it six"])
-    want = ClassifierReward(model=folder).score([prompts.render("evol_instruct/add_constraints", instruction="what is two plus four")], ["what is two plus four it six"])
+    want = ClassifierReward(model=folder).score(
+        [prompts.render("evol_instruct/add_constraints", instruction="what is two plus four")], ["what is two plus four it six"]
+    )
     assert values == pytest.approx(want)

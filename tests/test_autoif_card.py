@@ -99,7 +99,9 @@ def test_the_card_of_an_autoif_release_shows_the_counts_of_every_step_and_the_pa
         "judge replies without a score": sum(r["judge_score"] is None for r in rows),
     }
     # the script, by hand: 2 seeds + 2 lines (one a copy), 3 verified, 2 kept with 3 functions; 8 answers, 4 pass, the judge keeps those 4
-    assert [expected_steps[k] for k in ("seed constraints", "duplicates", "constraints checked", "constraints kept", "functions kept", "answers", "answers kept")] == [2, 1, 3, 2, 3, 8, 4]
+    assert [
+        expected_steps[k] for k in ("seed constraints", "duplicates", "constraints checked", "constraints kept", "functions kept", "answers", "answers kept")
+    ] == [2, 1, 3, 2, 3, 8, 4]
 
     card = (release / "README.md").read_text()
     section = _section(card)

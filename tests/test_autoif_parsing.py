@@ -44,7 +44,7 @@ def test_constraint_lines_of_nothing():
 
 def test_dedup_on_normalised_text_keeps_seeds_first_and_records_the_twin():
     seeds = ["Write in lowercase.", "Use no commas."]
-    samples = [{"sample": 0, "constraint_lines": ["write   in LOWERCASE", "End with “done”.", "end with \"done\""]}]
+    samples = [{"sample": 0, "constraint_lines": ["write   in LOWERCASE", "End with “done”.", 'end with "done"']}]
     rows = collect_constraints(seeds, samples)
     assert [(r["constraint_id"], r["origin"], r["constraint_status"], r["constraint_reason"]) for r in rows] == [
         ("c0000", "seed", "ok", None),
@@ -71,11 +71,11 @@ def test_seed_files(tmp_path):
         load_seed_constraints(tmp_path / "missing.txt")
 
 
-FENCED = '''Here is my answer:
+FENCED = """Here is my answer:
 ```json
 {"func": "def evaluate(response):\\n    return response.islower()", "cases": [{"input": "abc", "output": true}, {"input": "ABC", "output": false}]}
 ```
-Hope it helps.'''
+Hope it helps."""
 
 
 @pytest.mark.parametrize(
@@ -91,7 +91,7 @@ Hope it helps.'''
         # expected outputs as strings, in any case
         '{"func": "def evaluate(response):\\n    return response.islower()", "cases": [{"input": "abc", "output": "True"}, {"input": "ABC", "output": " false "}]}',
         # an invalid JSON escape \\' that only the literal parser reads, and a fence without a language
-        "```\n{\"func\": \"def evaluate(response):\\n    return response.islower()\", \"cases\": [{\"input\": \"abc\", \"output\": true}, {\"input\": \"ABC\", \"output\": false}], \"note\": \"it\\'s fine\"}\n```",
+        '```\n{"func": "def evaluate(response):\\n    return response.islower()", "cases": [{"input": "abc", "output": true}, {"input": "ABC", "output": false}], "note": "it\\\'s fine"}\n```',
         # cases as [input, output] pairs, func inside a python fence, escaped twice
         '{"func": "```python\\ndef evaluate(response):\\n    return response.islower()\\n```", "cases": [["abc", true], ["ABC", false]]}',
     ],

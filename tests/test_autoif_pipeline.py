@@ -106,7 +106,12 @@ def test_ea_end_to_end_with_good_and_bad_verifiers(tmp_path: Path, inputs, capsy
     printed = capsys.readouterr().out
     constraints = {c["constraint_id"]: c for c in _jsonl(out / "_autoif" / "constraints.jsonl")}
     # two seeds, then the reply's two lines: a copy of the first seed and a new one; the preamble is dropped
-    assert [(c["origin"], c["constraint_status"]) for c in constraints.values()] == [("seed", "ok"), ("seed", "ok"), ("generated", "duplicate"), ("generated", "ok")]
+    assert [(c["origin"], c["constraint_status"]) for c in constraints.values()] == [
+        ("seed", "ok"),
+        ("seed", "ok"),
+        ("generated", "duplicate"),
+        ("generated", "ok"),
+    ]
     assert constraints["c0002"]["crossval_status"] == "not_checked"
     # lowercase: LOWER_A and LOWER_B are right on 4 of the 5 pooled cases (0.8), ALWAYS on 3 (0.6): two kept
     low = constraints["c0000"]

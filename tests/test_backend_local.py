@@ -40,7 +40,9 @@ def test_different_seeds_sample_different_texts(embedded):
 
 def test_stop_strings_and_length_limits(embedded):
     backend = TransformersBackend(device="cpu")
-    [r] = backend.generate([GenerationRequest.chat("Count from 1 to 20, separated by commas.", params=SamplingParams(temperature=0, max_new_tokens=40, stop=("5",)))])
+    [r] = backend.generate(
+        [GenerationRequest.chat("Count from 1 to 20, separated by commas.", params=SamplingParams(temperature=0, max_new_tokens=40, stop=("5",)))]
+    )
     assert "5" not in r.text and r.finish_reason == "stop"
     [r] = backend.generate([GenerationRequest.chat("Write a long essay about rivers.", params=SamplingParams(temperature=0, max_new_tokens=5))])
     assert r.finish_reason == "length" and r.completion_tokens == 5
@@ -62,7 +64,9 @@ def test_greedy_constant_is_greedy():
 def test_evolve_a_few_rows_with_the_real_model(embedded):
     from datasets import Dataset
 
-    ds = Dataset.from_list([{"instruction": t, "input": ""} for t in ["Give three tips for sleeping well.", "What is the capital of France?", "Write a haiku about winter."]])
+    ds = Dataset.from_list(
+        [{"instruction": t, "input": ""} for t in ["Give three tips for sleeping well.", "What is the capital of France?", "Write a haiku about winter."]]
+    )
     evolve = EvolInstruct(backend=TransformersBackend(device="cpu"), sampling=SamplingParams(max_new_tokens=48), seed=7)
     out = ds.map(evolve, batched=True, with_indices=True)
     rows = out.to_list()

@@ -89,8 +89,23 @@ def test_tgi_chat_sends_the_messages_api_body_and_reads_the_answer():
     server = FakeServer({"/v1/chat/completions": CHAT_ANSWER})
     results = _tgi(server).generate([SAMPLED, GREEDY])
     assert server.bodies("/v1/chat/completions") == [
-        {"model": "org/tgi-model", "messages": [{"role": "user", "content": "q"}], "max_tokens": 7, "temperature": 0.7, "seed": 3, "top_p": 0.9, "stop": ["END"], "stream": False},
-        {"model": "org/tgi-model", "messages": [{"role": "user", "content": "q"}], "max_tokens": 5, "temperature": 0.0, "stream": False},  # no seed, top_p, stop
+        {
+            "model": "org/tgi-model",
+            "messages": [{"role": "user", "content": "q"}],
+            "max_tokens": 7,
+            "temperature": 0.7,
+            "seed": 3,
+            "top_p": 0.9,
+            "stop": ["END"],
+            "stream": False,
+        },
+        {
+            "model": "org/tgi-model",
+            "messages": [{"role": "user", "content": "q"}],
+            "max_tokens": 5,
+            "temperature": 0.0,
+            "stream": False,
+        },  # no seed, top_p, stop
     ]
     assert [(r.text, r.finish_reason, r.prompt_tokens, r.completion_tokens) for r in results] == [("hello", "length", 4, 2)] * 2
     # the start-up check read /info and sent one /tokenize (what finds a bad token)
@@ -103,7 +118,9 @@ def test_tgi_chat_with_grammar_and_top_n_tokens_reads_the_log_probs():
             {
                 "finish_reason": "stop",
                 "message": {"role": "assistant", "content": "ab"},
-                "logprobs": {"content": [{"token": "a", "logprob": -0.25, "top_logprobs": [{"token": "a", "logprob": -0.25}, {"token": "b", "logprob": -2.0}]}]},
+                "logprobs": {
+                    "content": [{"token": "a", "logprob": -0.25, "top_logprobs": [{"token": "a", "logprob": -0.25}, {"token": "b", "logprob": -2.0}]}]
+                },
             }
         ]
     }
@@ -151,9 +168,22 @@ def test_openai_chat_merges_extra_body_and_completions_sends_the_raw_prompt(temp
     server = FakeServer({"/v1/chat/completions": CHAT_ANSWER})
     _openai(server, extra_body={"repetition_penalty": 1.1, "temperature": 0.2}).generate([SAMPLED])
     assert server.bodies("/v1/chat/completions") == [
-        {"model": "org/vllm-model", "messages": [{"role": "user", "content": "q"}], "max_tokens": 7, "temperature": 0.2, "seed": 3, "top_p": 0.9, "stop": ["END"], "stream": False, "repetition_penalty": 1.1}
+        {
+            "model": "org/vllm-model",
+            "messages": [{"role": "user", "content": "q"}],
+            "max_tokens": 7,
+            "temperature": 0.2,
+            "seed": 3,
+            "top_p": 0.9,
+            "stop": ["END"],
+            "stream": False,
+            "repetition_penalty": 1.1,
+        }
     ]  # extra_body comes last, so it may override a sampling setting
-    answer = {"choices": [{"text": "done", "finish_reason": "stop", "logprobs": {"token_logprobs": [-0.5, None], "top_logprobs": [{"done": -0.5}]}}], "usage": {"prompt_tokens": 3, "completion_tokens": 1}}
+    answer = {
+        "choices": [{"text": "done", "finish_reason": "stop", "logprobs": {"token_logprobs": [-0.5, None], "top_logprobs": [{"done": -0.5}]}}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1},
+    }
     server = FakeServer({"/v1/completions": answer})
     (result,) = _openai(server, route="completions", tokenizer="x", top_n_tokens=2).generate([GREEDY])
     assert server.bodies("/v1/completions") == [
@@ -164,7 +194,18 @@ def test_openai_chat_merges_extra_body_and_completions_sends_the_raw_prompt(temp
 
 def test_vllm_tokenize_and_prompt_logprobs():
     tokenized = {"count": 3, "max_model_len": 64, "tokens": [7, 8, 9]}
-    scored = {"choices": [{"text": "x", "prompt_logprobs": [None, {"8": {"logprob": -1.5, "rank": 2, "decoded_token": "b"}, "4": {"logprob": -0.1, "rank": 1}}, {"9": {"logprob": -0.5, "rank": 1, "decoded_token": "c"}}]}]}
+    scored = {
+        "choices": [
+            {
+                "text": "x",
+                "prompt_logprobs": [
+                    None,
+                    {"8": {"logprob": -1.5, "rank": 2, "decoded_token": "b"}, "4": {"logprob": -0.1, "rank": 1}},
+                    {"9": {"logprob": -0.5, "rank": 1, "decoded_token": "c"}},
+                ],
+            }
+        ]
+    }
     server = FakeServer({"/tokenize": tokenized, "/v1/completions": scored})
     backend = _openai(server)
     assert backend.run(lambda: backend.aprompt_logprobs("abc")) == [(7, "", None), (8, "b", -1.5), (9, "c", -0.5)]
@@ -174,7 +215,14 @@ def test_vllm_tokenize_and_prompt_logprobs():
 
 
 def test_tgi_prefill_tokenize_and_prompt_limit():
-    answer = {"generated_text": "x", "details": {"finish_reason": "length", "generated_tokens": 1, "prefill": [{"id": 1, "text": "a", "logprob": None}, {"id": 2, "text": "b", "logprob": -1.5}]}}
+    answer = {
+        "generated_text": "x",
+        "details": {
+            "finish_reason": "length",
+            "generated_tokens": 1,
+            "prefill": [{"id": 1, "text": "a", "logprob": None}, {"id": 2, "text": "b", "logprob": -1.5}],
+        },
+    }
     server = FakeServer({"/generate": answer, "/tokenize": [{"id": 1, "text": "a"}, {"id": 2, "text": "b"}]})
     backend = _tgi(server)
     assert backend.run(lambda: backend.aprompt_logprobs("ab")) == [(1, "a", None), (2, "b", -1.5)]
@@ -196,7 +244,9 @@ def test_build_and_parse_are_pure():
     backend = TGIBackend(urls=URL)
     backend._runtime()
     backend._served = {"model": "m", "revision": None, "limits": [1], "server": {}}  # what the start-up check found
-    assert backend.build(GREEDY) == HttpCall("POST", "/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": "q"}], "max_tokens": 5, "temperature": 0.0, "stream": False})
+    assert backend.build(GREEDY) == HttpCall(
+        "POST", "/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": "q"}], "max_tokens": 5, "temperature": 0.0, "stream": False}
+    )
     with pytest.raises(EndpointError, match=r"answered without choices\[0\]\.message") as info:
         backend.parse({"choices": []}, GREEDY, url=URL)
     assert info.value.cause == "malformed"
@@ -254,7 +304,9 @@ def test_every_route_carries_the_same_headers_and_the_token_only_when_asked(monk
     monkeypatch.setenv("HF_TOKEN", "hf_secret_value")
     monkeypatch.setenv("MY_KEY", "k-123")
     for token_env, expected in ((None, None), ("MY_KEY", "Bearer k-123")):
-        server = FakeServer({"/generate": {"generated_text": "x", "details": {"finish_reason": "length", "generated_tokens": 1}}, "/v1/chat/completions": CHAT_ANSWER})
+        server = FakeServer(
+            {"/generate": {"generated_text": "x", "details": {"finish_reason": "length", "generated_tokens": 1}}, "/v1/chat/completions": CHAT_ANSWER}
+        )
         for route in ("chat", "generate"):
             _tgi(server, route=route, tokenizer="x", token_env=token_env, headers={"X-Team": "blue"}).generate([GREEDY])
         assert {p for _, p, _, _ in server.sent} == {"/info", "/tokenize", "/v1/chat/completions", "/generate"}

@@ -92,7 +92,7 @@ def test_budget_stops_sending_then_a_larger_budget_resumes_without_sending_twice
         assert "not sent: the budget of" in first_run or "request(s) not sent" in first_run
 
         assert _evolve(srv.url, seeds, out, *args, "--budget-tokens", str(1000 * per_row)) == 0
-        second = srv.generations()[n_probe + len(first):]
+        second = srv.generations()[n_probe + len(first) :]
     sent_first = {r.prompt_key for r in first}
     assert sent_first.isdisjoint({r.prompt_key for r in second})  # nothing sent twice
     assert len(first) + len(second) == 40  # every request of both rounds, once
@@ -103,6 +103,7 @@ def test_budget_stops_sending_then_a_larger_budget_resumes_without_sending_twice
 def test_respond_budget_marks_rows_not_sent_and_resumes(tmp_path):
     seeds = _seeds(tmp_path, 12)
     with TGITestServer() as srv:
+
         def respond(out, budget):
             return main(["respond", "--dataset", str(seeds), "--out", str(out), "--endpoint", srv.url, "--max-new-tokens", "32",
                          "--max-in-flight", "1", "--budget-tokens", str(budget)])  # fmt: skip

@@ -16,7 +16,7 @@ RESPONSE = "Red, blue and yellow are the primary colours of paint."
 
 def scored_ids(student: StudentLoss, instruction: str, response: str = RESPONSE) -> list[int]:
     full, _ = student.sequences([instruction], [response])[0]
-    (start, end), = [(s, e) for name, s, e in full.spans if name == ANSWER_GIVEN_QUESTION]
+    ((start, end),) = [(s, e) for name, s, e in full.spans if name == ANSWER_GIVEN_QUESTION]
     return list(full.ids[start:end])
 
 
@@ -61,7 +61,7 @@ def test_loss_matches_transformers_masked_loss(embedded) -> None:
     instruction = "Name the primary colours."
     got = student.measure([instruction], [RESPONSE])[0]
     full, _ = student.sequences([instruction], [RESPONSE])[0]
-    (start, end), = [(s, e) for name, s, e in full.spans if name == ANSWER_GIVEN_QUESTION]
+    ((start, end),) = [(s, e) for name, s, e in full.spans if name == ANSWER_GIVEN_QUESTION]
     ids = torch.tensor([full.ids[:end]])
     labels = torch.full_like(ids, -100)
     labels[0, start:end] = ids[0, start:end]  # transformers masks everything else, as fine-tuning on responses does

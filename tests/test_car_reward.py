@@ -145,7 +145,9 @@ def test_expected_rating_by_hand() -> None:
     log_probs = [never] * 10
     log_probs[1], log_probs[9] = math.log(0.25), math.log(0.75)  # ratings 2 and 10
     assert expected_rating(log_probs) == pytest.approx(0.25 * 2 + 0.75 * 10)
-    assert expected_rating([-1000.0 - k for k in range(10)]) == pytest.approx(sum(k * math.exp(-(k - 1)) for k in range(1, 11)) / sum(math.exp(-(k - 1)) for k in range(1, 11)))
+    assert expected_rating([-1000.0 - k for k in range(10)]) == pytest.approx(
+        sum(k * math.exp(-(k - 1)) for k in range(1, 11)) / sum(math.exp(-(k - 1)) for k in range(1, 11))
+    )
 
 
 def _reply_log_prob(model, tokenizer, user: str, reply: str) -> float:

@@ -83,7 +83,10 @@ def test_evolve_then_respond_skips_and_keeps_unfinished_rows(capsys, tmp_path: P
 
     seeds = _jsonl(
         tmp_path / "seeds.jsonl",
-        [{"conversations": [{"from": "human", "value": t}, {"from": "gpt", "value": "seed answer"}]} for t in ("Describe a rainbow.", "REFUSE thunder.", "FAIL rivers.")],
+        [
+            {"conversations": [{"from": "human", "value": t}, {"from": "gpt", "value": "seed answer"}]}
+            for t in ("Describe a rainbow.", "REFUSE thunder.", "FAIL rivers.")
+        ],
     )
     evolved, answered = tmp_path / "evolved", tmp_path / "answered"
     with pytest.MonkeyPatch.context() as m:  # the summaries read the rows they print, never the whole dataset
@@ -144,7 +147,7 @@ def test_recipes_are_valid_and_expand_to_evolve_then_respond():
 
 def test_recipe_errors(capsys, tmp_path: Path):
     bad = tmp_path / "bad.toml"
-    bad.write_text('[evolve]\nrounds = 2\nwidth = 3\n')
+    bad.write_text("[evolve]\nrounds = 2\nwidth = 3\n")
     assert main(["run-recipe", str(bad)]) == 2
     assert "[evolve] has the unknown option 'width'" in _error(capsys)
     bad.write_text('[evolve]\nout = "x"\n')

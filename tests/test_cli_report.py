@@ -20,7 +20,9 @@ def test_counts_and_sums_follow_the_rows_the_dataset_shows(monkeypatch):
     ds, shown = _shuffled()
     monkeypatch.setattr(_report, "_BATCH", 7)  # several batches
     assert _report.value_counts(ds, "status") == Counter(r["status"] for r in shown)
-    assert _report.value_counts(ds, "reason", where="status", among=("failed", "skipped")) == Counter(r["reason"] for r in shown if r["status"] in ("failed", "skipped"))
+    assert _report.value_counts(ds, "reason", where="status", among=("failed", "skipped")) == Counter(
+        r["reason"] for r in shown if r["status"] in ("failed", "skipped")
+    )
     assert _report.value_counts(ds, "reason", where="status", among=("ok",), exclude=True) == Counter(r["reason"] for r in shown if r["status"] != "ok")
     assert _report.column_sum(ds, "n", "m") == sum(r["n"] + r["m"] for r in shown)
 

@@ -35,7 +35,12 @@ def server():
 
 @pytest.mark.parametrize(
     "cls, route, path",
-    [(TGIBackend, "chat", "/v1/chat/completions"), (TGIBackend, "generate", "/generate"), (OpenAIBackend, "chat", "/v1/chat/completions"), (OpenAIBackend, "completions", "/v1/completions")],
+    [
+        (TGIBackend, "chat", "/v1/chat/completions"),
+        (TGIBackend, "generate", "/generate"),
+        (OpenAIBackend, "chat", "/v1/chat/completions"),
+        (OpenAIBackend, "completions", "/v1/completions"),
+    ],
 )
 def test_each_route_generates_and_sends_the_sampling_settings(server, cls, route, path):
     backend = cls(urls=server.url, route=route, retry=FAST, tokenizer="embedded")
@@ -69,7 +74,13 @@ def test_describe_records_the_served_model_and_never_the_token(server, monkeypat
     assert desc["model"] == "hfevol/echo-model" and desc["revision"] == server.engine.model_sha
     assert desc["urls"] == [server.url]
     assert "supersecret" not in repr(desc) + repr(backend) + repr(pickle.loads(pickle.dumps(backend)).__dict__)
-    assert backend.cache_identity() == {"backend": "tgi", "route": "chat", "model": "hfevol/echo-model", "revision": server.engine.model_sha, "model_name": "hfevol/echo-model"}
+    assert backend.cache_identity() == {
+        "backend": "tgi",
+        "route": "chat",
+        "model": "hfevol/echo-model",
+        "revision": server.engine.model_sha,
+        "model_name": "hfevol/echo-model",
+    }
 
 
 def test_token_is_sent_as_bearer(monkeypatch):

@@ -160,7 +160,9 @@ def test_retry_failed_asks_for_the_values_of_recorded_headers_again(tmp_path, ca
     assert code == 0 and "no failed rows" in printed
 
 
-@pytest.mark.parametrize("header", ["Authorization: Bearer abc-secret-1", "X-Auth-Token: abc-secret-1", "x-api-key: abc-secret-1", "Cookie: s=abc-secret-1", "Api-Key: abc-secret-1"])
+@pytest.mark.parametrize(
+    "header", ["Authorization: Bearer abc-secret-1", "X-Auth-Token: abc-secret-1", "x-api-key: abc-secret-1", "Cookie: s=abc-secret-1", "Api-Key: abc-secret-1"]
+)
 def test_credential_headers_are_refused_on_the_command_line(header, tmp_path, capsys):
     code, printed = _run([*_argv("evolve", "tgi", "chat", "http://127.0.0.1:9", _seeds(tmp_path), tmp_path / "out", ""), "--header", header], capsys)
     assert code == 2 and "--token-env" in printed and header.partition(":")[0] in printed

@@ -49,7 +49,9 @@ def test_messages_without_an_answer_give_no_output_and_no_system_column():
 
 
 def test_alpaca_gets_missing_columns_and_magpie_response_becomes_output():
-    out = to_alpaca(Dataset.from_list([{"instruction": "a", "response": "b", "conversations": [{"from": "human", "value": "a"}, {"from": "gpt", "value": "b"}]}]))
+    out = to_alpaca(
+        Dataset.from_list([{"instruction": "a", "response": "b", "conversations": [{"from": "human", "value": "a"}, {"from": "gpt", "value": "b"}]}])
+    )
     assert out[0]["input"] == "" and out[0]["output"] == "b"
 
 

@@ -38,7 +38,12 @@ def test_load_rows_reads_files(tmp_path: Path, suffix: str):
 
     path = tmp_path / f"seeds{suffix}"
     ds = Dataset.from_list(ROWS)
-    {".json": lambda: path.write_text(json.dumps(ROWS)), ".jsonl": lambda: ds.to_json(str(path)), ".csv": lambda: ds.to_csv(str(path), index=False), ".parquet": lambda: ds.to_parquet(str(path))}[suffix]()
+    {
+        ".json": lambda: path.write_text(json.dumps(ROWS)),
+        ".jsonl": lambda: ds.to_json(str(path)),
+        ".csv": lambda: ds.to_csv(str(path), index=False),
+        ".parquet": lambda: ds.to_parquet(str(path)),
+    }[suffix]()
     loaded = load_rows(str(path))
     assert loaded["instruction"][:] == ["a", "c"]
 

@@ -25,6 +25,8 @@ def one_modules_cache(tmp_path_factory, monkeypatch):
 
     home = tmp_path_factory.getbasetemp() / "evaluate-modules"
     monkeypatch.setattr(evaluate.config, "HF_MODULES_CACHE", home)
+
+
 ROWS = [
     {"instruction": "Why is the sky blue?", "input": "", "output": "Because of Rayleigh scattering."},
     {"instruction": "Add the numbers.", "input": "2 and 3", "output": "The sum is 5."},
@@ -83,7 +85,9 @@ def test_bare_name_loads_offline_after_install_metrics(tmp_path, tiny_lm_dir):
     # a fresh interpreter and an empty modules cache, away from the repository (no ./ic_ifd folder)
     env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_EVALUATE_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
     hfevol = [sys.executable, "-m", "hfevol.cli"]
-    before = subprocess.run([sys.executable, "-c", "import evaluate; evaluate.load('ic_ifd')"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    before = subprocess.run(
+        [sys.executable, "-c", "import evaluate; evaluate.load('ic_ifd')"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert before.returncode != 0 and "Couldn't find a module script" in before.stderr
     done = subprocess.run([*hfevol, "install-metrics"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True, timeout=300)
     assert "evaluate-metric--ic_ifd" in done.stdout

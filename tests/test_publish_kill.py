@@ -109,7 +109,10 @@ def _assert_released(release: Path, version: str, out: Path) -> None:
     files = _expected_files(out)
     assert _tree(release, version) == files
     data = next(p for p in files if p.startswith("data/"))
-    assert subprocess.run(["git", "-C", str(release), "show", f"{version}:{data}"], capture_output=True, check=True).stdout == (out / "data/train.parquet").read_bytes()
+    assert (
+        subprocess.run(["git", "-C", str(release), "show", f"{version}:{data}"], capture_output=True, check=True).stdout
+        == (out / "data/train.parquet").read_bytes()
+    )
     assert _git(release, "show", f"{version}:hfevol_run.json") == (out / "hfevol_run.json").read_text()
     assert _git(release, "status", "--porcelain", "--untracked-files=all") == ""
     assert _git(release, "symbolic-ref", "HEAD").strip() == "refs/heads/main"
@@ -145,7 +148,9 @@ def test_a_second_publish_into_a_locked_release_folder_says_who_holds_it(tmp_pat
     release = tmp_path / "release"
     holder = running(["publish", str(a), "--version", "v1", "--local-dir", str(release)], HFEVOL_TEST_PAUSE_AT="locked")
     holder.wait_for("hfevol-test-paused locked")
-    second = subprocess.run(_cli("publish", str(b), "--version", "v2", "--local-dir", str(release)), capture_output=True, text=True, env=_env(), timeout=DEADLINE)
+    second = subprocess.run(
+        _cli("publish", str(b), "--version", "v2", "--local-dir", str(release)), capture_output=True, text=True, env=_env(), timeout=DEADLINE
+    )
     assert second.returncode == 2
     assert "the release folder" in second.stderr and "in use by another hfevol command" in second.stderr
     assert f"pid {holder.proc.pid}" in second.stderr

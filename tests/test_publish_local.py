@@ -109,7 +109,10 @@ def test_layouts_one_config_per_round(tmp_path):
     source = read_source(out)
     digest = hashlib.sha256((out / "data/round_1/train.parquet").read_bytes()).hexdigest()[:12]
     # named by content: the same bytes get the same digest, the shard numbers keep them apart
-    assert [f.path_in_repo for f in source.configs["round_1"]["test"]] == [f"data/round_1/test-00000-of-00002-{digest}.parquet", f"data/round_1/test-00001-of-00002-{digest}.parquet"]
+    assert [f.path_in_repo for f in source.configs["round_1"]["test"]] == [
+        f"data/round_1/test-00000-of-00002-{digest}.parquet",
+        f"data/round_1/test-00001-of-00002-{digest}.parquet",
+    ]
     assert source.config_rows("round_1") == 12
 
 
@@ -146,7 +149,14 @@ def test_card_metadata_and_sections_follow_the_data(tmp_path):
     assert (data.license, data.language, data.size_categories, data.pretty_name) == ("apache-2.0", ["en", "fr"], ["n<1K"], "evolved")
     assert [c["config_name"] for c in data.configs] == ["round_1", "round_2"] and data.configs[1]["default"] is True
     body = card.text
-    for heading in ("## How the data was made", "## Kept and eliminated rows", "## Scores", "## Compatibility-adjusted reward (CAR)", "## Examples", "## Citation"):
+    for heading in (
+        "## How the data was made",
+        "## Kept and eliminated rows",
+        "## Scores",
+        "## Compatibility-adjusted reward (CAR)",
+        "## Examples",
+        "## Citation",
+    ):
         assert heading in body, heading
     assert 'load_dataset("lab/evolved", "round_1", revision="v3")' in body
     assert "| `round_2` | `evol_status` | failed | 2 |" in body  # rows 0 and 3 of 5 failed
@@ -247,7 +257,11 @@ def test_the_printed_load_hint_and_the_card_load_every_config_of_that_version_af
     mine = str(tmp_path / "from-card")
     shell_line = shell[0].replace("path/to/this/folder-v1", mine).replace("path/to/this/folder", str(release))
     subprocess.run(shlex.split(shell_line), check=True, capture_output=True)
-    card_lines = [line.removeprefix("ds = ").replace("path/to/this/folder-v1", mine) for line in card.splitlines() if line.startswith('ds = load_dataset("path/to/this/folder-v1"')]
+    card_lines = [
+        line.removeprefix("ds = ").replace("path/to/this/folder-v1", mine)
+        for line in card.splitlines()
+        if line.startswith('ds = load_dataset("path/to/this/folder-v1"')
+    ]
     assert [eval(line, {"load_dataset": datasets.load_dataset})["train"].to_list() for line in card_lines] == expected  # noqa: S307
 
 

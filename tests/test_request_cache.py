@@ -36,7 +36,14 @@ def test_key_covers_model_messages_sampling_and_seed():
 
 def test_results_round_trip_with_log_probs(tmp_path):
     cache = RequestCache(tmp_path / "c.sqlite")
-    result = GenerationResult(text="hi", finish_reason="length", prompt_tokens=3, completion_tokens=2, logprobs=(-0.1, -2.0), top_logprobs=((("hi", -0.1), ("yo", -3.0)), (("!", -2.0),)))
+    result = GenerationResult(
+        text="hi",
+        finish_reason="length",
+        prompt_tokens=3,
+        completion_tokens=2,
+        logprobs=(-0.1, -2.0),
+        top_logprobs=((("hi", -0.1), ("yo", -3.0)), (("!", -2.0),)),
+    )
     cache.put("k", _req(), result)
     assert RequestCache(tmp_path / "c.sqlite").get("k") == result  # a second connection reads the committed row
     assert cache.get("missing") is None
@@ -76,7 +83,11 @@ def test_failed_and_empty_results_are_not_stored(tmp_path):
     class Flaky(ScriptedBackend):
         def generate(self, requests):
             self.calls.extend(requests)
-            answers = {"a": GenerationResult.failure("boom"), "b": GenerationResult(text="  ", finish_reason="stop"), "c": GenerationResult(text="fine", finish_reason="stop")}
+            answers = {
+                "a": GenerationResult.failure("boom"),
+                "b": GenerationResult(text="  ", finish_reason="stop"),
+                "c": GenerationResult(text="fine", finish_reason="stop"),
+            }
             return [answers[r.messages[-1][1]] for r in requests]
 
     backend = CachedBackend(Flaky(), str(tmp_path / "c.sqlite"))

@@ -60,11 +60,15 @@ def _ok(request: httpx2.Request) -> httpx2.Response:
     return httpx2.Response(200, json={"answer": "ok"})
 
 
-def _transport(
-    policy: RetryPolicy = POLICY, *, fraction: float = 0.0, urls: tuple[str, ...] = (URL,), handler=_ok
-) -> tuple[Transport, _Clock]:
+def _transport(policy: RetryPolicy = POLICY, *, fraction: float = 0.0, urls: tuple[str, ...] = (URL,), handler=_ok) -> tuple[Transport, _Clock]:
     transport = Transport(
-        list(urls), limits=[4] * len(urls), policy=policy, headers={}, token=None, stats=EndpointStats(), transport_factory=lambda: httpx2.MockTransport(handler)
+        list(urls),
+        limits=[4] * len(urls),
+        policy=policy,
+        headers={},
+        token=None,
+        stats=EndpointStats(),
+        transport_factory=lambda: httpx2.MockTransport(handler),
     )
     clock = _Clock()
     transport.clock, transport.sleep, transport.rng = clock, clock.sleep, _TopJitter(fraction)

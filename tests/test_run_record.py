@@ -66,7 +66,11 @@ def test_rows_digest_follows_the_content_not_the_chunking():
 def test_evolve_respond_score_select_publish_chains_every_stage(tmp_path: Path, monkeypatch, keyword_model, tiny_lm_dir, capsys):
     monkeypatch.chdir(tmp_path)
     seeds = Path("seeds.jsonl")
-    seeds.write_text("".join(json.dumps({"instruction": t, "output": "seed answer"}) + "\n" for t in ("Describe a rainbow.", "Explain tides.", "REFUSE thunder.", "Name rivers.")))
+    seeds.write_text(
+        "".join(
+            json.dumps({"instruction": t, "output": "seed answer"}) + "\n" for t in ("Describe a rainbow.", "Explain tides.", "REFUSE thunder.", "Name rivers.")
+        )
+    )
     assert main(["evolve", "--dataset", str(seeds), "--rounds", "2", "--out", "evolved", "--header", "X-Trace: secret-trace-value"]) == 0
     assert main(["respond", "--dataset", "evolved", "--out", "responded"]) == 0
     assert main(["score", "--dataset", "responded", "--out", "scored", "--model", tiny_lm_dir, "--device", "cpu", "--batch-size", "2"]) == 0
@@ -85,8 +89,10 @@ def test_evolve_respond_score_select_publish_chains_every_stage(tmp_path: Path, 
     capsys.readouterr()
     assert main(["publish", "top", "--version", "v1", "--local-dir", "release"]) == 0
     card = Path("release/README.md").read_text()
-    table = card[card.index("| # | stage | model"):].split("\n\n")[0]
-    for n, (stage, model) in enumerate([("evol_instruct", "keyword-1"), ("evol_instruct", "keyword-1"), ("respond", "keyword-1"), ("score", Path(tiny_lm_dir).name), ("select", None)], 1):
+    table = card[card.index("| # | stage | model") :].split("\n\n")[0]
+    for n, (stage, model) in enumerate(
+        [("evol_instruct", "keyword-1"), ("evol_instruct", "keyword-1"), ("respond", "keyword-1"), ("score", Path(tiny_lm_dir).name), ("select", None)], 1
+    ):
         line = next(x for x in table.splitlines() if x.startswith(f"| {n} | {stage} |"))
         assert (f"`{model}`" in line) if model else ("| - |" in line), line
     assert "from the seed data `seeds.jsonl`" in card
@@ -170,7 +176,10 @@ def test_retry_failed_finds_the_seeds_from_another_directory_and_refuses_edited_
 @pytest.mark.slow
 def test_the_chain_on_the_embedded_model_names_every_stage_and_its_model(tmp_path: Path, monkeypatch, embedded):
     monkeypatch.chdir(tmp_path)
-    assert main(["evolve", "--dataset", "builtin:general", "--limit", "2", "--out", "evolved", "--no-elimination", "--max-new-tokens", "160", "--device", "cpu"]) == 0
+    assert (
+        main(["evolve", "--dataset", "builtin:general", "--limit", "2", "--out", "evolved", "--no-elimination", "--max-new-tokens", "160", "--device", "cpu"])
+        == 0
+    )
     assert main(["respond", "--dataset", "evolved", "--out", "responded", "--max-new-tokens", "32", "--device", "cpu"]) == 0
     assert main(["score", "--dataset", "responded", "--out", "scored", "--device", "cpu"]) == 0
     # tokens_a is defined on every row (a tiny run may leave IC-IFD undefined everywhere), so select keeps rows

@@ -64,7 +64,7 @@ def test_compile_error_missing_entry_other_entry_and_empty_inputs(sandbox: Sandb
     run = sandbox.run("def check(r):\n    return True\n", ["a"])
     assert (run.status, run.results, run.errors) == ("missing_entry", [None], ["missing_entry"])
     assert sandbox.run("def check(r):\n    return r == 'a'\n", ["a", "b"], entry="check").results == [True, False]
-    assert sandbox.run(HONEST, []) .results == []
+    assert sandbox.run(HONEST, []).results == []
     with pytest.raises(TypeError, match="string"):
         sandbox.run(HONEST, [1])
 
@@ -77,8 +77,12 @@ def test_a_helper_at_module_level_is_visible_to_evaluate(sandbox: Sandbox) -> No
 
 def test_clean_environment_and_fixed_hash_seed(sandbox: Sandbox) -> None:
     oracle = subprocess.run(
-        [sys.executable, "-c", "print(hash('abc'))"], env={"PYTHONHASHSEED": "0", "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, timeout=30, check=True,
+        [sys.executable, "-c", "print(hash('abc'))"],
+        env={"PYTHONHASHSEED": "0", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
     ).stdout.strip()
     source = (
         "import os\n"

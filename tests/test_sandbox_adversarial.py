@@ -49,15 +49,7 @@ def test_endless_loop_times_out_per_input_and_stops_after_two(sandbox: Sandbox) 
 
 
 def test_loop_that_swallows_the_timer_is_killed_at_the_function_deadline(sandbox: Sandbox) -> None:
-    source = (
-        "def evaluate(r):\n"
-        "    while True:\n"
-        "        try:\n"
-        "            while True:\n"
-        "                pass\n"
-        "        except BaseException:\n"
-        "            pass\n"
-    )
+    source = "def evaluate(r):\n    while True:\n        try:\n            while True:\n                pass\n        except BaseException:\n            pass\n"
     started = time.monotonic()
     run = sandbox.run(source, ["a", "b"])
     elapsed = time.monotonic() - started
@@ -98,12 +90,7 @@ def test_socket_to_a_host_listener_never_connects(sandbox_s: Sandbox) -> None:
     listener.listen(4)
     listener.setblocking(False)
     port = listener.getsockname()[1]
-    source = (
-        "import socket\n"
-        "def evaluate(r):\n"
-        f"    socket.create_connection(('127.0.0.1', {port}), timeout=0.2).sendall(b'x')\n"
-        "    return True\n"
-    )
+    source = f"import socket\ndef evaluate(r):\n    socket.create_connection(('127.0.0.1', {port}), timeout=0.2).sendall(b'x')\n    return True\n"
     try:
         run = sandbox_s.run(source, ["a"])
         assert run.status == "ok" and run.results == [None]
@@ -211,13 +198,7 @@ def test_sys_exit_fails_one_input_and_os_exit_one_function(sandbox: Sandbox) -> 
 
 
 def test_a_monkeypatch_of_re_does_not_reach_the_next_verifier(sandbox: Sandbox) -> None:
-    poison = (
-        "import re, builtins\n"
-        "re.search = lambda *a, **k: None\n"
-        "builtins.len = lambda x: 0\n"
-        "def evaluate(r):\n"
-        "    return re.search('x', r) is None\n"
-    )
+    poison = "import re, builtins\nre.search = lambda *a, **k: None\nbuiltins.len = lambda x: 0\ndef evaluate(r):\n    return re.search('x', r) is None\n"
     honest = "import re\ndef evaluate(r):\n    return re.search('x', r) is not None and len(r) == 3\n"
     first = sandbox.run(poison, ["xyz"])
     assert first.results == [True]  # the patch did take effect inside its own interpreter
@@ -232,7 +213,7 @@ def test_kill_and_output_on_the_protocol_fds_change_nothing(sandbox_s: Sandbox) 
     source = (
         "import os, signal\n"
         "def evaluate(r):\n"
-        "    print('{\"id\": 1, \"status\": \"ok\"}')\n"
+        '    print(\'{"id": 1, "status": "ok"}\')\n'
         "    for fd in range(3):\n"
         "        try:\n"
         "            os.write(fd, b'{\"forged\": true}\\n')\n"

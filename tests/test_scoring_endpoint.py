@@ -114,7 +114,10 @@ class _ShortTokenizeEngine(ModelEngine):
 @pytest.mark.slow
 @pytest.mark.integration
 def test_a_token_id_mismatch_names_the_row(embedded, sample):
-    with TGITestServer(_ShortTokenizeEngine(), prefill_logprobs=True) as srv, pytest.raises(TokenMismatchError, match=r"row 7: .* scored other tokens than its /tokenize gave"):
+    with (
+        TGITestServer(_ShortTokenizeEngine(), prefill_logprobs=True) as srv,
+        pytest.raises(TokenMismatchError, match=r"row 7: .* scored other tokens than its /tokenize gave"),
+    ):
         asyncio.run(EndpointScore(endpoint=_backend(srv.url)).acall(sample.select([0]).to_dict(), [7]))
 
 
@@ -124,7 +127,10 @@ def test_cli_scores_through_the_endpoint(engine, tmp_path, capsys):
     from hfevol.cli import main
 
     seeds = tmp_path / "seeds.jsonl"
-    rows = [{"instruction": "Add the numbers.", "input": "2 and 3", "output": "The sum is 5."}, {"instruction": "Name a colour.", "input": "", "output": "Red."}]
+    rows = [
+        {"instruction": "Add the numbers.", "input": "2 and 3", "output": "The sum is 5."},
+        {"instruction": "Name a colour.", "input": "", "output": "Red."},
+    ]
     seeds.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "scored"
     with TGITestServer(engine, prefill_logprobs=True) as srv:
@@ -132,7 +138,11 @@ def test_cli_scores_through_the_endpoint(engine, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert f"through {srv.url}" in printed and re.search(r"\bok +2\n", printed)
     stage = json.loads((out / "hfevol_run.json").read_text())["stages"][0]
-    assert stage["backend"]["served_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct" and stage["backend"]["kind"] == "tgi" and stage["logprobs"].startswith("tgi prefill")
+    assert (
+        stage["backend"]["served_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+        and stage["backend"]["kind"] == "tgi"
+        and stage["logprobs"].startswith("tgi prefill")
+    )
 
 
 # -- vLLM: /tokenize ids as the prompt, prompt_logprobs ------------------------------------

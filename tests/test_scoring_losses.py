@@ -109,8 +109,16 @@ def test_a_model_whose_logits_are_not_a_plain_head_falls_back_to_full_logits(tok
 
     torch.manual_seed(0)
     config = Gemma2Config(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, head_dim=8, max_position_embeddings=512, final_logit_softcapping=2.0, initializer_range=0.3,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        max_position_embeddings=512,
+        final_logit_softcapping=2.0,
+        initializer_range=0.3,
     )
     capped = Gemma2ForCausalLM(config).eval()
     assert _split_head(capped) is None  # softcapping sits between the head and the logits

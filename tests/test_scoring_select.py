@@ -16,7 +16,18 @@ SCORES = [0.3, NAN, 0.9, 0.1, 0.5, None, 0.7, 0.2]  # 6 defined: best 0.9 (2), 0
 IFD = [0.8, 0.9, 1.2, 0.5, 0.95, 0.9, 0.99, NAN]
 
 
-@pytest.mark.parametrize("top, expected", [(0.25, ("fraction", 0.25)), ("25%", ("fraction", 0.25)), (" 12.5 %", ("fraction", 0.125)), (100, ("count", 100.0)), ("7", ("count", 7.0)), ("0.5", ("fraction", 0.5)), (1.0, ("fraction", 1.0))])
+@pytest.mark.parametrize(
+    "top, expected",
+    [
+        (0.25, ("fraction", 0.25)),
+        ("25%", ("fraction", 0.25)),
+        (" 12.5 %", ("fraction", 0.125)),
+        (100, ("count", 100.0)),
+        ("7", ("count", 7.0)),
+        ("0.5", ("fraction", 0.5)),
+        (1.0, ("fraction", 1.0)),
+    ],
+)
 def test_top_forms(top, expected):
     assert parse_top(top) == expected
 

@@ -150,7 +150,10 @@ def test_truncation_is_recorded_per_row(tiny_lm_dir, monkeypatch):
     assert (out["score_status"][0], out["tokens_a_given_q"][0], out["tokens_a"][0]) == ("ok", 8, 10)
     # row 1: the question (BOS + 40 characters) fills the limit, so L(A|Q) has no tokens: decided without the model
     assert out["score_status"][1] == "undefined"
-    assert out["score_reason"][1] == f"the question alone fills the 12-token limit ({1 + len(question)} tokens), so L(A|Q) has no scored tokens; not run through the model"
+    assert (
+        out["score_reason"][1]
+        == f"the question alone fills the 12-token limit ({1 + len(question)} tokens), so L(A|Q) has no scored tokens; not run through the model"
+    )
     assert math.isnan(out["ifd"][1]) and math.isnan(out["ic_ifd"][1]) and out["tokens_q"][1] == 0
     assert calls == [2]  # row 0's two sequences only
 

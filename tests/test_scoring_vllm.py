@@ -18,6 +18,7 @@ from hfevol.testing import EchoEngine, TGITestServer, VLLMTestServer
 
 pytestmark = pytest.mark.integration
 
+
 def _backend(url: str) -> OpenAIBackend:
     return OpenAIBackend(urls=url, retry=FAST)
 

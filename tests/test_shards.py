@@ -62,6 +62,7 @@ def test_a_bad_shard_is_refused(capsys, tmp_path, bad):
 def test_evolve_shards_merge_to_the_unsharded_output(tmp_path, capsys):
     seeds = _seeds(tmp_path, 10)
     with TGITestServer() as srv:
+
         def run(out, *extra):
             return _evolve(srv.url, seeds, out, *extra)
 

@@ -40,7 +40,9 @@ def test_generation_transforms_write_only_declared_statuses():
     batch = {"id": ["a", "b", "c"], "instruction": ["Name three primes.", None, "Say hi."], "input": ["", "", ""], "evol_status": ["ok", "ok", "eliminated"]}
     answered = Respond(backend=ScriptedBackend(reply="Two, three and five."))(batch, [0, 1, 2])
     assert answered["output_status"] == ["ok", "invalid_input", "skipped"]
-    evolved = EvolInstruct(backend=ScriptedBackend(reply="Name three primes larger than one hundred and explain why."))({"instruction": ["Name three primes.", None]}, [0, 1])
+    evolved = EvolInstruct(backend=ScriptedBackend(reply="Name three primes larger than one hundred and explain why."))(
+        {"instruction": ["Name three primes.", None]}, [0, 1]
+    )
     assert evolved["evol_status"] == ["ok", "invalid_input"]
     checked = Elimination()({**evolved, "evolved_instruction": ["Name three primes.", None], "parent_instruction": ["Name three primes.", None]})
     assert checked["evol_status"] == ["eliminated", "invalid_input"]
@@ -48,7 +50,9 @@ def test_generation_transforms_write_only_declared_statuses():
 
 
 def test_scoring_writes_only_declared_statuses(tiny_lm_dir):
-    ds = Dataset.from_dict({"instruction": ["Say hi.", None, "Say no.", "Fine."], "output": ["Hi!", "x", None, "\n"], "evol_status": ["ok", "ok", "eliminated", "ok"]})
+    ds = Dataset.from_dict(
+        {"instruction": ["Say hi.", None, "Say no.", "Fine."], "output": ["Hi!", "x", None, "\n"], "evol_status": ["ok", "ok", "eliminated", "ok"]}
+    )
     scored = ds.map(Score(model=tiny_lm_dir, device="cpu"), batched=True)
     assert scored["score_status"] == ["ok", "invalid_input", "skipped", "undefined"]
     assert set(scored["score_status"]) <= set(STATUSES)

@@ -120,5 +120,7 @@ def test_tokenize_has_tgi_shape(engine):
 
 def test_context_length_error_from_the_real_tokenizer(engine):
     with TGITestServer(engine, max_input_tokens=50, max_total_tokens=100) as srv:
-        [result] = TGIBackend(urls=srv.url, retry=FAST).generate([GenerationRequest.chat("word " * 80, params=SamplingParams(temperature=0, top_p=1.0, max_new_tokens=20))])
+        [result] = TGIBackend(urls=srv.url, retry=FAST).generate(
+            [GenerationRequest.chat("word " * 80, params=SamplingParams(temperature=0, top_p=1.0, max_new_tokens=20))]
+        )
     assert not result.ok and "HTTP 422" in result.error and "`inputs` tokens + `max_new_tokens` must be <= 100" in result.error

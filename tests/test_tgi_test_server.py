@@ -41,7 +41,10 @@ def test_generate_shapes(srv):
         ({"inputs": "a", "parameters": {"temperature": 0}}, "`temperature` must be strictly positive"),
         ({"inputs": "a", "parameters": {"top_p": 1.0}}, "`top_p` must be > 0.0 and < 1.0"),
         ({"inputs": "a", "parameters": {"max_new_tokens": 10, "stop": ["1", "2", "3", "4", "5"]}}, "up to 4 stop sequences"),
-        ({"inputs": "a b c", "parameters": {"max_new_tokens": 48}}, "`inputs` tokens + `max_new_tokens` must be <= 50. Given: 3 `inputs` tokens and 48 `max_new_tokens`"),
+        (
+            {"inputs": "a b c", "parameters": {"max_new_tokens": 48}},
+            "`inputs` tokens + `max_new_tokens` must be <= 50. Given: 3 `inputs` tokens and 48 `max_new_tokens`",
+        ),
         ({"inputs": "w " * 45, "parameters": {"max_new_tokens": 1}}, "`inputs` must have less than 40 tokens. Given: 45"),
         ({"inputs": "a", "parameters": {"decoder_input_details": True, "max_new_tokens": 1}}, None),
     ],

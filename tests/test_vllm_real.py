@@ -49,8 +49,7 @@ def test_max_tokens_seed_and_stop_reach_the_server(vllm_server, route, tokenizer
     greedy = SamplingParams(temperature=0, top_p=1.0, max_new_tokens=12)
     sampled = SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=16)
     base, s5, s5_again, s6, s7 = backend.generate(
-        [GenerationRequest.chat(question, params=greedy, seed=0)]
-        + [GenerationRequest.chat(question, params=sampled, seed=s) for s in (5, 5, 6, 7)]
+        [GenerationRequest.chat(question, params=greedy, seed=0)] + [GenerationRequest.chat(question, params=sampled, seed=s) for s in (5, 5, 6, 7)]
     )
     # max_tokens: a long story is cut at exactly 12 tokens
     assert base.ok and base.finish_reason == "length" and base.completion_tokens == 12

@@ -73,7 +73,10 @@ def test_a_crash_mid_run_then_the_server_comes_back_or_never_does(vllm_server, t
     Re-runs send nothing already answered."""
     patient_out, short_out = tmp_path / "patient", tmp_path / "short"
     rows = [{"instruction": f"Describe the number {i} in one sentence."} for i in range(24)]
-    patient_seeds, short_seeds = _seeds(tmp_path, rows, "a.jsonl"), _seeds(tmp_path, [{"instruction": r["instruction"] + " Be brief."} for r in rows], "b.jsonl")
+    patient_seeds, short_seeds = (
+        _seeds(tmp_path, rows, "a.jsonl"),
+        _seeds(tmp_path, [{"instruction": r["instruction"] + " Be brief."} for r in rows], "b.jsonl"),
+    )
     patient_cmd = _evolve(vllm_server.url, patient_seeds, patient_out, "--max-in-flight", "2", "--max-attempts", "100", "--retry-budget", "900")
     short_cmd = _evolve(vllm_server.url, short_seeds, short_out, "--max-in-flight", "2", "--max-attempts", "3", "--retry-budget", "10")
     patient = subprocess.Popen(patient_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

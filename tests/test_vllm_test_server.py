@@ -51,7 +51,11 @@ def test_a_token_id_prompt_is_taken_as_it_is(srv):
         ("/v1/completions", {"prompt": [1, 2], "prompt_logprobs": "1"}, "`prompt_logprobs` must be an integer from 0 to 20"),
         ("/v1/completions", {"prompt": [1, 2], "prompt_logprobs": 21}, "`prompt_logprobs` must be an integer from 0 to 20"),
         ("/v1/completions", {"prompt": [1, 2], "max_tokens": 0}, "`max_tokens` must be an integer >= 1"),
-        ("/v1/completions", {"prompt": list(range(1, 14)), "max_tokens": 1}, "maximum context length is 12 tokens. However, your prompt contains at least 13 input tokens"),
+        (
+            "/v1/completions",
+            {"prompt": list(range(1, 14)), "max_tokens": 1},
+            "maximum context length is 12 tokens. However, your prompt contains at least 13 input tokens",
+        ),
         ("/v1/completions", {"prompt": list(range(1, 13)), "max_tokens": 1}, "max_tokens must be at least 1, got 0"),
         ("/v1/completions", {"prompt": [1, 2], "max_tokens": 13}, "max_tokens=13 cannot be greater than max_model_len=12"),
         ("/v1/chat/completions", {"messages": [{"role": "user", "content": " ".join(["w"] * 13)}], "max_tokens": 1}, "your prompt contains at least"),
@@ -78,6 +82,11 @@ def test_max_tokens_is_cut_to_the_context_left_as_vllm_does(srv):
 
 def test_unknown_model_and_bad_json(srv):
     response = httpx2.post(srv.url + "/v1/completions", json={"model": "other/model", "prompt": [1]})
-    assert response.status_code == 404 and response.json()["error"] == {"message": "The model `other/model` does not exist.", "type": "NotFoundError", "param": "model", "code": 404}
+    assert response.status_code == 404 and response.json()["error"] == {
+        "message": "The model `other/model` does not exist.",
+        "type": "NotFoundError",
+        "param": "model",
+        "code": 404,
+    }
     response = httpx2.post(srv.url + "/tokenize", content=b"{not json", headers={"content-type": "application/json"})
     assert response.status_code == 400 and response.json()["error"]["code"] == 400

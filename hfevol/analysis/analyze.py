@@ -26,8 +26,26 @@ from .difficulty import LEVELS
 
 TOP1_COLUMNS: tuple[str, ...] = ("top1_mean_k", "top1_mean_all", "top1_positions")
 READ_COLUMNS: tuple[str, ...] = ("ic_ifd", "ifd", *TOP1_COLUMNS)
-ANALYSIS_COLUMNS: tuple[str, ...] = ("mnd", "mnd_neighbour", "near_duplicates", "difficulty_level", "difficulty_score", "difficulty_expected", "instruction_reward")
-MEAN_COLUMNS: tuple[str, ...] = ("mnd", "difficulty_score", "difficulty_expected", "instruction_reward", "ic_ifd", "ifd", "top1_mean_k", "top1_mean_all", "length_words")
+ANALYSIS_COLUMNS: tuple[str, ...] = (
+    "mnd",
+    "mnd_neighbour",
+    "near_duplicates",
+    "difficulty_level",
+    "difficulty_score",
+    "difficulty_expected",
+    "instruction_reward",
+)
+MEAN_COLUMNS: tuple[str, ...] = (
+    "mnd",
+    "difficulty_score",
+    "difficulty_expected",
+    "instruction_reward",
+    "ic_ifd",
+    "ifd",
+    "top1_mean_k",
+    "top1_mean_all",
+    "length_words",
+)
 
 
 def check_evolved(columns: Sequence[str], source: str = "the dataset") -> None:
@@ -80,9 +98,16 @@ def analyze(
     check_evolved(ds.column_names)
     rows = analysed_rows(ds)
     if not rows and not strict:
-        return ds, {"analysed_rows": 0, "rows": len(ds), "notes": [f"none of the {len(ds)} rows has an evolved instruction with evol_status 'ok': nothing to analyse"]}
+        return ds, {
+            "analysed_rows": 0,
+            "rows": len(ds),
+            "notes": [f"none of the {len(ds)} rows has an evolved instruction with evol_status 'ok': nothing to analyse"],
+        }
     if not rows:
-        raise DataError(f"none of the {len(ds)} rows has an evolved instruction with evol_status 'ok'", hint="check the evolution's statuses (hfevol retry-failed, or evolve again).")
+        raise DataError(
+            f"none of the {len(ds)} rows has an evolved instruction with evol_status 'ok'",
+            hint="check the evolution's statuses (hfevol retry-failed, or evolve again).",
+        )
     n = len(ds)
     rounds = _rounds(ds)
     texts = ds["instruction"]
@@ -97,8 +122,10 @@ def analyze(
         for i in rows:
             by_round.setdefault(rounds[i], []).append(i)
         if strict and all(len(members) < 2 for members in by_round.values()):
-            raise DataError(f"MND needs at least 2 ok rows in a round; the rounds have {', '.join(f'round {r}: {len(m)}' for r, m in sorted(by_round.items()))}",
-                            hint="evolve more seeds (--limit), or analyse without --embedder.")
+            raise DataError(
+                f"MND needs at least 2 ok rows in a round; the rounds have {', '.join(f'round {r}: {len(m)}' for r, m in sorted(by_round.items()))}",
+                hint="evolve more seeds (--limit), or analyse without --embedder.",
+            )
         vectors = embedder.encode([row_text(texts[i], inputs[i]) for i in rows], progress=progress)
         position = {row: k for k, row in enumerate(rows)}
         new["mnd"], new["mnd_neighbour"], new["near_duplicates"] = [None] * n, [None] * n, [None] * n
@@ -112,7 +139,13 @@ def analyze(
                 new["mnd_neighbour"][i] = str(ids[members[int(result.neighbour[k])]])
                 new["near_duplicates"][i] = int(result.near_duplicates[k])
         info["embedder"] = embedder.describe()
-        info["mnd"] = {"form": form, "near_duplicate_threshold": NEAR_DUPLICATE, "near_duplicate_form": "squared_l2", "scope": "within each round", "block": block}
+        info["mnd"] = {
+            "form": form,
+            "near_duplicate_threshold": NEAR_DUPLICATE,
+            "near_duplicate_form": "squared_l2",
+            "scope": "within each round",
+            "block": block,
+        }
     if judge is not None:
         reading = judge.judge([texts[i] for i in rows], progress=progress)
         for column, values in reading.columns.items():

@@ -46,7 +46,9 @@ class MNDResult:
     def metadata(self) -> dict[str, Any]:
         return {
             "form": self.form,
-            "definition": "min over other rows of ||e_i - e_j||^2 = 2 - 2 cos (unit vectors)" if self.form == "squared_l2" else "min over other rows of 1 - cos",
+            "definition": "min over other rows of ||e_i - e_j||^2 = 2 - 2 cos (unit vectors)"
+            if self.form == "squared_l2"
+            else "min over other rows of 1 - cos",
             "near_duplicate_threshold": NEAR_DUPLICATE,
             "near_duplicate_form": "squared_l2",
             "rows": int(len(self.distance)),
@@ -70,7 +72,10 @@ def unit_rows(embeddings: Any) -> Any:
         raise DataError(f"embedding of row {bad} holds a NaN or infinite value")
     norms = np.linalg.norm(e, axis=1)
     if (norms == 0).any():
-        raise DataError(f"embedding of row {int(np.argmax(norms == 0))} is all zeros, so it has no direction", hint="check that row's text; an empty text can embed to zeros.")
+        raise DataError(
+            f"embedding of row {int(np.argmax(norms == 0))} is all zeros, so it has no direction",
+            hint="check that row's text; an empty text can embed to zeros.",
+        )
     return np.ascontiguousarray(e / norms[:, None], dtype=np.float32)
 
 
@@ -90,7 +95,9 @@ def min_neighbour_distance(embeddings: Any, *, form: Form = "squared_l2", block:
     e = unit_rows(embeddings)
     n = e.shape[0]
     if n < 2:
-        raise DataError(f"MND needs at least 2 rows (each row's nearest other row), got {n}", hint="analyse a dataset (or round) with 2 or more rows that have text.")
+        raise DataError(
+            f"MND needs at least 2 rows (each row's nearest other row), got {n}", hint="analyse a dataset (or round) with 2 or more rows that have text."
+        )
     best = np.empty(n, dtype=np.float64)
     neighbour = np.empty(n, dtype=np.int64)
     near = np.empty(n, dtype=np.int64)

@@ -51,7 +51,11 @@ class InstructionReward:
         return self._classifier
 
     def describe(self) -> dict[str, Any]:
-        return {**self._reward().describe(), "pair": "user: evolution prompt of the parent instruction; assistant: evolved instruction", "length_adjustment": None}
+        return {
+            **self._reward().describe(),
+            "pair": "user: evolution prompt of the parent instruction; assistant: evolved instruction",
+            "length_adjustment": None,
+        }
 
     def score(self, parents: Sequence[str | None], operations: Sequence[str | None], evolved: Sequence[str]) -> tuple[list[float | None], int]:
         """One reward per row (None where the prompt cannot be rebuilt), and how many such rows there are."""

@@ -22,17 +22,30 @@ HISTOGRAM_BINS = 10
 """Pass-rate histogram: ten bins of width 0.1, the last one closed (it holds 1.0)."""
 
 
-def answer_pairs(backend: Backend, kept: list[dict[str, Any]], queries: Sequence[str], config: "AutoIFConfig", *, batch_size: int) -> tuple["Dataset", dict[str, Any]]:
+def answer_pairs(
+    backend: Backend, kept: list[dict[str, Any]], queries: Sequence[str], config: "AutoIFConfig", *, batch_size: int
+) -> tuple["Dataset", dict[str, Any]]:
     """Stage 4: pair each kept constraint with sampled queries and answer every pair ``responses_per_query`` times."""
     from datasets import Dataset
 
     respond = Respond(backend=backend, sampling=config.response_sampling, seed=config.seed, skip_unless=None)  # type: ignore[arg-type]
-    rows = pair_rows(kept, queries, per_constraint=config.queries_per_constraint, responses_per_query=config.responses_per_query, seed=config.seed, placement=config.placement)
+    rows = pair_rows(
+        kept,
+        queries,
+        per_constraint=config.queries_per_constraint,
+        responses_per_query=config.responses_per_query,
+        seed=config.seed,
+        placement=config.placement,
+    )
     if not rows:
-        empty: dict[str, list[Any]] = {k: [] for k in ("id", "pair_id", "constraint_id", "constraint", "query", "query_index", "response_index", "instruction", "input")}
+        empty: dict[str, list[Any]] = {
+            k: [] for k in ("id", "pair_id", "constraint_id", "constraint", "query", "query_index", "response_index", "instruction", "input")
+        }
         from datasets import Features, Value
 
-        features = Features({**{k: Value("string") for k in empty}, "query_index": Value("int64"), "response_index": Value("int64"), **respond.output_features()})
+        features = Features(
+            {**{k: Value("string") for k in empty}, "query_index": Value("int64"), "response_index": Value("int64"), **respond.output_features()}
+        )
         return Dataset.from_dict({**empty, **{k: [] for k in respond.output_features()}}, features=features), respond.metadata()
     return respond.map(Dataset.from_list(rows), batch_size=batch_size, desc="AutoIF 4/5: answering"), respond.metadata()
 
@@ -95,7 +108,9 @@ def _add_columns(batch: dict[str, list[Any]], indices: list[int], columns: dict[
     return {name: [values[i] for i in indices] for name, values in columns.items()}
 
 
-def _row_status(row: dict[str, Any], rate: float | None, score: float | None, judge_status: str | None, rules: CrossValRules, *, judged: bool) -> tuple[str, str | None]:
+def _row_status(
+    row: dict[str, Any], rate: float | None, score: float | None, judge_status: str | None, rules: CrossValRules, *, judged: bool
+) -> tuple[str, str | None]:
     if row["output_status"] != "ok":
         return "unanswered", f"the answer's status is {row['output_status']!r}"
     if rate is None:
@@ -122,7 +137,9 @@ def pass_rate_histogram(rates: Sequence[float | None]) -> dict[str, Any]:
 
 def answer_summary(answers: "Dataset", judged: bool) -> dict[str, Any]:
     """The counts of stage 4-5 for the record and the printed summary."""
-    cols = answers.select_columns([c for c in ("output_status", "pass_rate", "autoif_status", "judge_status", "judge_score") if c in answers.column_names]).to_dict()
+    cols = answers.select_columns(
+        [c for c in ("output_status", "pass_rate", "autoif_status", "judge_status", "judge_score") if c in answers.column_names]
+    ).to_dict()
     rates = cols.get("pass_rate", [])
     out: dict[str, Any] = {
         "rows": len(answers),

@@ -94,13 +94,7 @@ def parse_constraint_lines(text: str | None) -> tuple[list[str], int]:
             continue
         line = _BULLET.sub("", line, count=1).strip()
         line = _strip_wrappers(line)
-        if (
-            not line
-            or line.endswith(":")
-            or _CHATTER.match(line)
-            or not (MIN_CHARS <= len(line) <= MAX_CHARS)
-            or len(line.split()) < 3
-        ):
+        if not line or line.endswith(":") or _CHATTER.match(line) or not (MIN_CHARS <= len(line) <= MAX_CHARS) or len(line.split()) < 3:
             dropped += 1
             continue
         kept.append(line)
@@ -218,14 +212,16 @@ def collect_constraints(seeds: list[str], samples: list[dict[str, Any]], *, keep
         twin = first.get(key)
         if twin is None:
             first[key] = cid
-        rows.append({
-            "constraint_id": cid,
-            "constraint": text,
-            "origin": origin,
-            "source_sample": sample,
-            "constraint_status": "ok" if twin is None else "duplicate",
-            "constraint_reason": None if twin is None else f"same constraint as {twin}",
-        })
+        rows.append(
+            {
+                "constraint_id": cid,
+                "constraint": text,
+                "origin": origin,
+                "source_sample": sample,
+                "constraint_status": "ok" if twin is None else "duplicate",
+                "constraint_reason": None if twin is None else f"same constraint as {twin}",
+            }
+        )
 
     if keep_seeds:
         for text in seeds:

@@ -31,14 +31,15 @@ def dpo_pairs(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         good = [r for r in answers if r["pass_rate"] == 1.0 and r.get("autoif_status") == "ok"]
         bad = [r for r in answers if r["pass_rate"] == 0.0]
         for chosen, rejected in zip(good, bad):
-            pairs.append({
-                "prompt": [{"role": "user", "content": user_turn(chosen["instruction"], chosen.get("input") or None)}],
-                "chosen": [{"role": "assistant", "content": chosen["output"]}],
-                "rejected": [{"role": "assistant", "content": rejected["output"]}],
-                "pair_id": pair_id,
-                "constraint_id": chosen["constraint_id"],
-                "chosen_id": chosen["id"],
-                "rejected_id": rejected["id"],
-            })
+            pairs.append(
+                {
+                    "prompt": [{"role": "user", "content": user_turn(chosen["instruction"], chosen.get("input") or None)}],
+                    "chosen": [{"role": "assistant", "content": chosen["output"]}],
+                    "rejected": [{"role": "assistant", "content": rejected["output"]}],
+                    "pair_id": pair_id,
+                    "constraint_id": chosen["constraint_id"],
+                    "chosen_id": chosen["id"],
+                    "rejected_id": rejected["id"],
+                }
+            )
     return pairs
-

@@ -95,7 +95,9 @@ class AutoIFResult:
     summary: dict[str, Any]
 
 
-def generate_constraints(backend: Backend, seeds: Sequence[str], config: AutoIFConfig, *, batch_size: int = 16) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+def generate_constraints(
+    backend: Backend, seeds: Sequence[str], config: AutoIFConfig, *, batch_size: int = 16
+) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
     """Stage 1: the constraint table (seeds, then generated lines, duplicates marked), the stage metadata and counts."""
     from datasets import Dataset
 
@@ -126,13 +128,17 @@ def generate_constraints(backend: Backend, seeds: Sequence[str], config: AutoIFC
     return rows, writer.metadata(), counts
 
 
-def write_verifiers(backend: Backend, constraints: list[dict[str, Any]], config: AutoIFConfig, *, batch_size: int = 16) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def write_verifiers(
+    backend: Backend, constraints: list[dict[str, Any]], config: AutoIFConfig, *, batch_size: int = 16
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Stage 2: ``functions_per_constraint`` verifier samples per usable constraint, duplicates marked."""
     from datasets import Dataset
 
     writer = VerifierWriter(backend=backend, sampling=config.sampling, seed=config.seed)
     todo = [c for c in constraints if c["constraint_status"] == "ok"]
-    rows = [{"constraint_id": c["constraint_id"], "constraint": c["constraint"], "verifier_sample": k} for c in todo for k in range(config.functions_per_constraint)]
+    rows = [
+        {"constraint_id": c["constraint_id"], "constraint": c["constraint"], "verifier_sample": k} for c in todo for k in range(config.functions_per_constraint)
+    ]
     if not rows:
         return [], writer.metadata()
     written = writer.map(Dataset.from_list(rows), batch_size=batch_size, desc="AutoIF 2/5: writing verifiers").to_list()
@@ -143,7 +149,9 @@ def write_verifiers(backend: Backend, constraints: list[dict[str, Any]], config:
     return written, writer.metadata()
 
 
-def cross_validate_all(constraints: list[dict[str, Any]], verifiers: list[dict[str, Any]], sandbox: "Sandbox", rules: CrossValRules) -> dict[str, list[tuple[str, str]]]:
+def cross_validate_all(
+    constraints: list[dict[str, Any]], verifiers: list[dict[str, Any]], sandbox: "Sandbox", rules: CrossValRules
+) -> dict[str, list[tuple[str, str]]]:
     """Stage 3: run and judge each constraint's verifiers; fill the crossval columns of both tables; return the kept functions."""
     from tqdm.auto import tqdm
 
@@ -153,7 +161,9 @@ def cross_validate_all(constraints: list[dict[str, Any]], verifiers: list[dict[s
         v.update(crossval_status=None, crossval_reason=None, run_status=None, accuracy=None, kept=False)
     kept: dict[str, list[tuple[str, str]]] = {}
     for c in constraints:
-        c.update(crossval_status="not_checked", crossval_reason=c["constraint_reason"], verifier_candidates=0, verifiers_kept=[], cases_candidates=0, cases_kept=[])
+        c.update(
+            crossval_status="not_checked", crossval_reason=c["constraint_reason"], verifier_candidates=0, verifiers_kept=[], cases_candidates=0, cases_kept=[]
+        )
     todo = [c for c in constraints if c["constraint_status"] == "ok"]
     for c in tqdm(todo, desc="AutoIF 3/5: cross-validating in the sandbox", unit="constraint"):
         group = by_constraint.get(c["constraint_id"], [])
@@ -173,7 +183,10 @@ def cross_validate_all(constraints: list[dict[str, Any]], verifiers: list[dict[s
             if v["verifier_id"] in kept_ids:
                 v["crossval_status"], v["kept"] = "kept", True
             elif v["verifier_id"] not in check.matrix_ids:
-                v["crossval_status"], v["crossval_reason"] = "not_run", (f"the sandbox run ended {v['run_status']}" if v["run_status"] != "not_run" else "not run: the constraint has no usable test case")
+                v["crossval_status"], v["crossval_reason"] = (
+                    "not_run",
+                    (f"the sandbox run ended {v['run_status']}" if v["run_status"] != "not_run" else "not run: the constraint has no usable test case"),
+                )
             else:
                 v["crossval_status"] = "dropped"
                 below = v["accuracy"] is not None and not rules.function_accuracy.passes(v["accuracy"])

@@ -119,15 +119,17 @@ def pair_rows(
         for q in sample_queries(len(queries), per_constraint, seed, cid):
             instruction, extra = place(c["constraint"], queries[q], placement)
             for r in range(responses_per_query):
-                rows.append({
-                    "id": f"{cid}-q{q}-r{r}",
-                    "pair_id": f"{cid}-q{q}",
-                    "constraint_id": cid,
-                    "constraint": c["constraint"],
-                    "query": queries[q],
-                    "query_index": q,
-                    "response_index": r,
-                    "instruction": instruction,
-                    "input": extra,
-                })
+                rows.append(
+                    {
+                        "id": f"{cid}-q{q}-r{r}",
+                        "pair_id": f"{cid}-q{q}",
+                        "constraint_id": cid,
+                        "constraint": c["constraint"],
+                        "query": queries[q],
+                        "query_index": q,
+                        "response_index": r,
+                        "instruction": instruction,
+                        "input": extra,
+                    }
+                )
     return rows

@@ -159,9 +159,7 @@ class Backend(abc.ABC):
         self.__dict__.update(state)
 
 
-def top1_from_logprobs(
-    logprobs: Sequence[float | None], top: Sequence[Sequence[tuple[str, float]]] | None = None
-) -> tuple[float, ...]:
+def top1_from_logprobs(logprobs: Sequence[float | None], top: Sequence[Sequence[tuple[str, float]]] | None = None) -> tuple[float, ...]:
     """The largest probability at each position, from a server's per-token log-probabilities.
 
     At position ``t`` it is ``exp`` of the largest of the emitted token's log-probability

@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_IN_FLIGHT = 128
 """Requests in flight per endpoint: TGI's default ``max_concurrent_requests``."""
 
+
 def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine to completion from sync code, also when this thread already runs a loop (a notebook)."""
     try:
@@ -253,7 +254,9 @@ class EndpointBackend(Backend):
             await transport.aclose()
         models = {f["model"] for f in found}
         if len(models) > 1:
-            raise ConfigError(f"the endpoints serve different models: {dict(zip(self.urls, (f['model'] for f in found)))}", hint="list replicas of one model only.")
+            raise ConfigError(
+                f"the endpoints serve different models: {dict(zip(self.urls, (f['model'] for f in found)))}", hint="list replicas of one model only."
+            )
         limits = []
         for f in found:
             server_limit = f.get("max_concurrent_requests")

@@ -69,8 +69,7 @@ class TransformersBackend(Backend):
             for i in indices:
                 if limit is not None and lengths[i] + params.max_new_tokens > limit:
                     results[i] = GenerationResult.failure(
-                        f"prompt has {lengths[i]} tokens and max_new_tokens is {params.max_new_tokens}, "
-                        f"more than the model's context of {limit} tokens"
+                        f"prompt has {lengths[i]} tokens and max_new_tokens is {params.max_new_tokens}, more than the model's context of {limit} tokens"
                     )
                 else:
                     runnable.append(i)
@@ -159,7 +158,9 @@ class TransformersBackend(Backend):
                 if s in text:
                     text, finished = text[: text.index(s)], True
             reason: FinishReason = "stop" if finished or len(row.ids) < params.max_new_tokens else "length"
-            results.append(GenerationResult(text=text.strip(), finish_reason=reason, prompt_tokens=row.prompt_tokens, completion_tokens=len(row.ids), top1=row.top1))
+            results.append(
+                GenerationResult(text=text.strip(), finish_reason=reason, prompt_tokens=row.prompt_tokens, completion_tokens=len(row.ids), top1=row.top1)
+            )
         return results
 
 

@@ -296,8 +296,7 @@ class Transport:
         self.policy = policy
         self.stats = stats
         self.endpoints = [
-            Endpoint(u, limit=n, policy=policy, headers=headers, token=token, transport_factory=transport_factory)
-            for u, n in zip(urls, limits, strict=True)
+            Endpoint(u, limit=n, policy=policy, headers=headers, token=token, transport_factory=transport_factory) for u, n in zip(urls, limits, strict=True)
         ]
         self.clock: Callable[[], float] = time.monotonic
         self.sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
@@ -385,7 +384,9 @@ class Transport:
                     status=error.status,
                 ) from error
             self.stats.record_retry(error.cause)
-            logger.info("retrying %s in %.2f s (attempt %d of %d failed, cause %s): %s", what, wait, attempt, self.policy.max_attempts, error.cause, error.message)
+            logger.info(
+                "retrying %s in %.2f s (attempt %d of %d failed, cause %s): %s", what, wait, attempt, self.policy.max_attempts, error.cause, error.message
+            )
             await self.sleep(wait)
 
     async def aclose(self) -> None:

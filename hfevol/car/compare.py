@@ -85,7 +85,10 @@ def compare(
         rated = [r for r in rewards if not math.isnan(r)]
         unrated[spec.label] = len(rewards) - len(rated)
         if not rated:
-            raise DataError(f"no reward could be read for any response of generator {spec.label!r}", hint="check the reward model or the judge's replies (try a stronger judge).")
+            raise DataError(
+                f"no reward could be read for any response of generator {spec.label!r}",
+                hint="check the reward model or the judge's replies (try a stronger judge).",
+            )
         row_rewards.extend(rated)
         scored = [loss for loss in losses if loss.tokens]
         tokens = sum(loss.tokens for loss in scored)

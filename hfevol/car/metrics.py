@@ -162,8 +162,7 @@ def car_table(stats: Sequence[GeneratorStats], *, beta: float = DEFAULT_BETA, lo
         built.append((s, reward, loss, car(reward, loss, beta)))
     built.sort(key=lambda t: (-t[3], t[0].name))
     rows = tuple(
-        CarRow(s.name, s.rows, reward, loss, value, math.exp(loss), s.ifd, s.mean_length, rank)
-        for rank, (s, reward, loss, value) in enumerate(built, start=1)
+        CarRow(s.name, s.rows, reward, loss, value, math.exp(loss), s.ifd, s.mean_length, rank) for rank, (s, reward, loss, value) in enumerate(built, start=1)
     )
     return CarTable(rows=rows, beta=float(beta), loss_averaging=loss_averaging, reward_offset=offset)
 
@@ -218,7 +217,9 @@ def check_scores(scores: Mapping[str, float], generators: Sequence[str], *, what
     """
     unknown = sorted(set(scores) - set(generators))
     if unknown:
-        raise DataError(f"{what} name generator(s) {', '.join(map(repr, unknown))} that were not compared", hint=f"the generators are: {', '.join(generators)}.")
+        raise DataError(
+            f"{what} name generator(s) {', '.join(map(repr, unknown))} that were not compared", hint=f"the generators are: {', '.join(generators)}."
+        )
     bad = sorted(name for name, v in scores.items() if not isinstance(v, (int, float)) or not math.isfinite(v))
     if bad:
         raise DataError(f"{what}: the score of {', '.join(bad)} is not a finite number")

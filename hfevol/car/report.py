@@ -46,7 +46,9 @@ def markdown(result: CarResult) -> str:
         "",
         f"CAR = reward / (1 + β · loss), β = {t.beta:g} (the paper does not state its β), loss = the student's mean token loss on the responses "
         f"({'over all response tokens' if t.loss_averaging == 'token' else 'mean of per-row means'}: loss_averaging={t.loss_averaging}).",
-        f"Reward: {json.dumps(result.reward, sort_keys=True)}" + (f"; every reward shifted by {t.reward_offset:+.4f} (a mean reward was negative)" if t.reward_offset else "") + ".",
+        f"Reward: {json.dumps(result.reward, sort_keys=True)}"
+        + (f"; every reward shifted by {t.reward_offset:+.4f} (a mean reward was negative)" if t.reward_offset else "")
+        + ".",
         f"Student: {json.dumps(result.student, sort_keys=True)}.",
         f"Rows compared: {len(result.coverage.rows)} of {result.coverage.total}"
         + ("".join(f"; {g} missed {n}" for g, n in result.coverage.missing.items() if n))
@@ -55,11 +57,20 @@ def markdown(result: CarResult) -> str:
         "Ranked by CAR (1 = recommended). Perplexity = exp(loss), lower is better; ifd = mean L(A|Q)/L(A) by the student; length = mean response tokens.",
     ]
     if result.rho:
-        notes += ["", "Spearman ρ with the measured scores (each metric oriented so that + means it ranks like the scores):", "", "| metric | direction | ρ |", "|---|---|---|"]
+        notes += [
+            "",
+            "Spearman ρ with the measured scores (each metric oriented so that + means it ranks like the scores):",
+            "",
+            "| metric | direction | ρ |",
+            "|---|---|---|",
+        ]
         notes += [f"| {m} | {'higher' if DIRECTIONS[m] > 0 else 'lower'} is better | {_fmt(result.rho[m]) or 'undefined (constant)'} |" for m in METRICS]
     if result.beta_fit is not None:
         f = result.beta_fit
-        notes += ["", f"β fit: β = {f.beta:g}, in-sample ρ = {f.rho_in_sample:.4f} (optimistic); leave-one-out ρ = {_fmt(f.rho_leave_one_out) or 'n/a (needs 4 scored generators)'}."]
+        notes += [
+            "",
+            f"β fit: β = {f.beta:g}, in-sample ρ = {f.rho_in_sample:.4f} (optimistic); leave-one-out ρ = {_fmt(f.rho_leave_one_out) or 'n/a (needs 4 scored generators)'}.",
+        ]
     return "\n".join(lines + notes) + "\n"
 
 
@@ -107,11 +118,15 @@ def write(result: CarResult, out: str | Path) -> dict[str, Path]:
         "best": result.table.best,
         "measured_scores": result.scores,
         "spearman": {k: (None if math.isnan(v) else v) for k, v in result.rho.items()},
-        "beta_fit": None if result.beta_fit is None else {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(result.beta_fit).items()},
+        "beta_fit": None
+        if result.beta_fit is None
+        else {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(result.beta_fit).items()},
     }
     paths["run"].write_text(json.dumps(run, indent=2, sort_keys=True) + "\n")
     with paths["rows"].open("w") as f:
         for label, items in result.rows.items():
             for i, item in zip(result.coverage.rows, items):
-                f.write(json.dumps({"generator": label, "row": i, **{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in item.items()}}) + "\n")
+                f.write(
+                    json.dumps({"generator": label, "row": i, **{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in item.items()}}) + "\n"
+                )
     return paths

@@ -101,7 +101,10 @@ class ClassifierReward:
         if self.reward_head is not None and self.reward_head >= outputs:
             raise ConfigError(f"reward_head={self.reward_head} is out of range: reward model {self.model!r} has {outputs} output(s) ({', '.join(labels)})")
         if not getattr(tokenizer, "chat_template", None):
-            raise ConfigError(f"reward model {self.model!r} has no chat template, so the pairs cannot be formatted as it was trained", hint="use a reward model that ships one, or set tokenizer.chat_template in a local copy.")
+            raise ConfigError(
+                f"reward model {self.model!r} has no chat template, so the pairs cannot be formatted as it was trained",
+                hint="use a reward model that ships one, or set tokenizer.chat_template in a local copy.",
+            )
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         if model.config.pad_token_id is None:
@@ -134,7 +137,14 @@ class ClassifierReward:
         head = self.reward_head or 0
         with torch.inference_mode():
             for lo in range(0, len(texts), self.batch_size):
-                enc = tokenizer(texts[lo : lo + self.batch_size], return_tensors="pt", padding=True, truncation=limit is not None, max_length=limit, add_special_tokens=False)
+                enc = tokenizer(
+                    texts[lo : lo + self.batch_size],
+                    return_tensors="pt",
+                    padding=True,
+                    truncation=limit is not None,
+                    max_length=limit,
+                    add_special_tokens=False,
+                )
                 logits = model(**enc.to(model.device)).logits.float()
                 scores.extend(logits[:, head].tolist())
         return scores
@@ -173,7 +183,13 @@ class JudgeReward:
     sampling: SamplingParams = field(default=JUDGE_SAMPLING)
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "judge", "backend": self.backend.describe(), "prompt": JUDGE_TEMPLATE, "prompt_version": prompts.version(JUDGE_TEMPLATE), "scale": list(JUDGE_SCALE)}
+        return {
+            "kind": "judge",
+            "backend": self.backend.describe(),
+            "prompt": JUDGE_TEMPLATE,
+            "prompt_version": prompts.version(JUDGE_TEMPLATE),
+            "scale": list(JUDGE_SCALE),
+        }
 
     def score(self, instructions: Sequence[str], responses: Sequence[str]) -> list[float]:
         requests = [

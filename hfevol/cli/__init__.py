@@ -10,9 +10,47 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import HfevolError
-from . import analyze, autoif, car, compare_evolvers, decontaminate, dedup, evolve, install_metrics, merge, prepare, publish, ray_run, releases, respond, retry_failed, run_recipe, score, select
+from . import (
+    analyze,
+    autoif,
+    car,
+    compare_evolvers,
+    decontaminate,
+    dedup,
+    evolve,
+    install_metrics,
+    merge,
+    prepare,
+    publish,
+    ray_run,
+    releases,
+    respond,
+    retry_failed,
+    run_recipe,
+    score,
+    select,
+)
 
-COMMANDS = (prepare, evolve, respond, score, select, run_recipe, retry_failed, merge, ray_run, publish, releases, install_metrics, car, autoif, analyze, compare_evolvers, dedup, decontaminate)
+COMMANDS = (
+    prepare,
+    evolve,
+    respond,
+    score,
+    select,
+    run_recipe,
+    retry_failed,
+    merge,
+    ray_run,
+    publish,
+    releases,
+    install_metrics,
+    car,
+    autoif,
+    analyze,
+    compare_evolvers,
+    dedup,
+    decontaminate,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -90,7 +90,12 @@ def add_endpoint_options(parser: argparse.ArgumentParser, *, resume: bool = True
     group.add_argument("--retry-budget", type=float, default=900.0, help="seconds one request may take, retries included (default: 900)")
     group.add_argument("--request-timeout", type=float, default=300.0, help="seconds one attempt may take (default: 300)")
     group.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'", help="extra HTTP header (not for credentials)")
-    group.add_argument("--token-env", default=None, metavar="VAR", help="environment variable holding the server's key (default: HF_TOKEN or the hf login, sent to Hugging Face hosts only)")
+    group.add_argument(
+        "--token-env",
+        default=None,
+        metavar="VAR",
+        help="environment variable holding the server's key (default: HF_TOKEN or the hf login, sent to Hugging Face hosts only)",
+    )
     if not resume:
         return
     cache = parser.add_argument_group("resume")

@@ -20,7 +20,12 @@ def add_analysis_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--embedder", default="auto", metavar="MODEL",
                    help="sentence-transformers model for MND: auto (all-mpnet-base-v2 if it loads, else minilm), minilm (offline, from PyPI), "
                         f"mpnet, a folder or a Hub id; {NONE!r} to skip MND")  # fmt: skip
-    g.add_argument("--mnd-form", choices=["squared_l2", "cosine"], default="squared_l2", help="squared L2 between unit vectors, 2 - 2cos (the paper's, default), or 1 - cos")
+    g.add_argument(
+        "--mnd-form",
+        choices=["squared_l2", "cosine"],
+        default="squared_l2",
+        help="squared L2 between unit vectors, 2 - 2cos (the paper's, default), or 1 - cos",
+    )
     g.add_argument("--mnd-block", type=int, default=1024, help="query rows per block of the exact search (memory: rows x block)")
     g.add_argument("--judge", default=None, metavar="SPEC",
                    help="difficulty judge: a generator spec as for hfevol car (embedded, local:MODEL, http(s)://HOST, openai+http(s)://HOST/v1) "
@@ -58,8 +63,15 @@ def analysis_parts(args: argparse.Namespace) -> tuple[Any, Any, Any]:
         if spec.kind == "column":
             raise ConfigError(f"--judge {args.judge!r}: a judge must be a model or an endpoint, not a column")
         if probs and spec.kind != "local":
-            raise ConfigError(f"--judge {args.judge!r}: the probability judge reads a local model's probabilities", hint="give probs:embedded or probs:local:PATH, or drop probs: for an endpoint.")
-        judge = ProbabilityDifficultyJudge(model=spec.target, batch_size=args.batch_size) if probs else TextDifficultyJudge(backend=backend_for(spec, batch_size=args.batch_size), questions=tuple(args.judge_questions))
+            raise ConfigError(
+                f"--judge {args.judge!r}: the probability judge reads a local model's probabilities",
+                hint="give probs:embedded or probs:local:PATH, or drop probs: for an endpoint.",
+            )
+        judge = (
+            ProbabilityDifficultyJudge(model=spec.target, batch_size=args.batch_size)
+            if probs
+            else TextDifficultyJudge(backend=backend_for(spec, batch_size=args.batch_size), questions=tuple(args.judge_questions))
+        )
     reward = InstructionReward(model=args.reward, reward_head=args.reward_head, batch_size=args.batch_size) if args.reward else None
     return embedder, judge, reward
 
@@ -76,8 +88,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..analysis import compare
-    from ..record import StageRecord, chain_command
     from ..analysis.analyze import analyze, check_evolved, round_summary
+    from ..record import StageRecord, chain_command
 
     embedder, judge, reward = analysis_parts(args)
     ds = load_rows(args.dataset, split=args.split)
@@ -88,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     summary = round_summary(analysed)
     stage = StageRecord.from_json(StageRecord.describe("analysis", **info)).recorded(input=ds)
-    record = chain_command(args.dataset, ds, "analyze", run_options(args), stage, split=args.split).with_extras(analysis={"rounds": summary, "notes": info["notes"]})
+    record = chain_command(args.dataset, ds, "analyze", run_options(args), stage, split=args.split).with_extras(
+        analysis={"rounds": summary, "notes": info["notes"]}
+    )
     label = args.label or Path(args.dataset.rstrip("/")).name or "evolver"
     written: dict[str, Path] = {}
     out = write_output(analysed, args.out, record, extra=lambda folder: written.update(compare.write({label: analysed}, folder)))

@@ -25,9 +25,13 @@ read by ``load_dataset(out)`` together with the answers."""
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("autoif", help="make verifiable instruction-following data (AutoIF)", description=__doc__)
     p.add_argument("--out", required=True, help="output folder: data/train.parquet (answers), hfevol_run.json, and the _autoif/ tables")
-    p.add_argument("--dpo-out", default=None, metavar="DIR", help=f"output folder for the DPO pairs, with --responses-per-query > 1 (default: <out>{DPO_SUFFIX})")
+    p.add_argument(
+        "--dpo-out", default=None, metavar="DIR", help=f"output folder for the DPO pairs, with --responses-per-query > 1 (default: <out>{DPO_SUFFIX})"
+    )
     p.add_argument("--seed-constraints", default=None, metavar="FILE", help="seed constraints, one per line (default: the project's 36)")
-    p.add_argument("--queries", default=None, metavar="DATASET", help="queries: any dataset to_alpaca reads (file, folder, Hub id; default: the project's query file)")
+    p.add_argument(
+        "--queries", default=None, metavar="DATASET", help="queries: any dataset to_alpaca reads (file, folder, Hub id; default: the project's query file)"
+    )
     p.add_argument("--queries-split", default="train")
     p.add_argument("--queries-format", default="auto", choices=["auto", "alpaca", "sharegpt", "messages"])
     p.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN", help="read the query dataset's FIELD from COLUMN (--map instruction=question)")
@@ -39,14 +43,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--functions-per-constraint", type=int, default=8, metavar="N", help="verifier samples per constraint (default: 8)")
     p.add_argument("--queries-per-constraint", type=int, default=16, metavar="K", help="queries sampled per constraint (default: 16)")
     p.add_argument("--responses-per-query", type=int, default=1, metavar="K", help="1: one greedy answer (default); more: sampled answers, and DPO pairs")
-    p.add_argument("--placement", default="split", choices=["split", "joined"], help="split: constraint as instruction, query as input (default); joined: both in instruction")
+    p.add_argument(
+        "--placement",
+        default="split",
+        choices=["split", "joined"],
+        help="split: constraint as instruction, query as input (default); joined: both in instruction",
+    )
     rules = p.add_argument_group("cross-validation and filters (default: the preset's)")
-    rules.add_argument("--case-agreement", type=float, default=None, metavar="R", help="share of functions a test case must agree with (ea: > 0; autoif: > 0.5)")
-    rules.add_argument("--function-accuracy", type=float, default=None, metavar="R", help="accuracy a function needs on the kept cases (ea: >= 0.8; autoif: > 0.5)")
+    rules.add_argument(
+        "--case-agreement", type=float, default=None, metavar="R", help="share of functions a test case must agree with (ea: > 0; autoif: > 0.5)"
+    )
+    rules.add_argument(
+        "--function-accuracy", type=float, default=None, metavar="R", help="accuracy a function needs on the kept cases (ea: >= 0.8; autoif: > 0.5)"
+    )
     rules.add_argument("--min-functions", type=int, default=None, metavar="N", help="usable functions a constraint needs (ea: 1; autoif: 3)")
     rules.add_argument("--min-cases", type=int, default=None, metavar="N", help="test cases a constraint needs (ea: 1; autoif: 10)")
-    rules.add_argument("--min-pass-rate", type=float, default=None, metavar="R", help="keep answers passing this share of the kept functions (ea: off; autoif: > 0.5)")
-    rules.add_argument("--judge", default=None, metavar="SPEC", help="score each answer 1-10 with this model or endpoint (embedded, local:PATH, http(s)://..., openai+http(s)://...)")
+    rules.add_argument(
+        "--min-pass-rate", type=float, default=None, metavar="R", help="keep answers passing this share of the kept functions (ea: off; autoif: > 0.5)"
+    )
+    rules.add_argument(
+        "--judge",
+        default=None,
+        metavar="SPEC",
+        help="score each answer 1-10 with this model or endpoint (embedded, local:PATH, http(s)://..., openai+http(s)://...)",
+    )
     rules.add_argument("--min-judge-score", type=float, default=8.0, metavar="S", help="with --judge, keep answers scoring at least S (default: 8)")
     box = p.add_argument_group("sandbox")
     box.add_argument("--require-sandbox", default=None, choices=LEVELS, help="refuse to run below this sandbox level")
@@ -72,7 +92,10 @@ def check_options(args: argparse.Namespace) -> tuple[Any, Any]:
         if value is not None and not 0 <= value <= 1:
             raise ConfigError(f"--{name.replace('_', '-')} {value} must be between 0 and 1", hint="thresholds are shares: 0.8 means 80%.")
     if args.responses_per_query < 1:
-        raise ConfigError(f"--responses-per-query {args.responses_per_query} must be at least 1", hint="1 gives one greedy answer per query; more give sampled answers and DPO pairs.")
+        raise ConfigError(
+            f"--responses-per-query {args.responses_per_query} must be at least 1",
+            hint="1 gives one greedy answer per query; more give sampled answers and DPO pairs.",
+        )
     rules = preset(args.preset).with_options(
         case_agreement=args.case_agreement, function_accuracy=args.function_accuracy, min_functions=args.min_functions,
         min_cases=args.min_cases, min_pass_rate=args.min_pass_rate, min_judge_score=args.min_judge_score,
@@ -174,7 +197,10 @@ def print_summary(summary: dict[str, Any], result: Any, *, out: Path, dpo_dir: P
     if "judge" in a:
         print(f"                  judge: {_counts(a['judge']['status'])}; {a['judge']['unparsed']} unparsed")
     if dpo_dir is not None:
-        print(f"   6 DPO pairs    {summary['dpo_pairs']}" + (f" in {dpo_dir}" if summary["dpo_pairs"] else " (no answer passed all functions where another passed none)"))
+        print(
+            f"   6 DPO pairs    {summary['dpo_pairs']}"
+            + (f" in {dpo_dir}" if summary["dpo_pairs"] else " (no answer passed all functions where another passed none)")
+        )
     kept = [r for r in result.answers.select_columns(["constraint", "query", "output", "autoif_status"]).to_list() if r["autoif_status"] == "ok"][:2]
     for r in kept:
         print(f"\n   constraint: {_short(r['constraint'], 100)}\n   query:      {_short(r['query'], 100)}\n   answer:     {_short(r['output'], 100)}")

@@ -20,11 +20,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("car", help="rank response generators for a student model by CAR", description=__doc__)
     p.add_argument("--student", default="embedded", help="the model to be fine-tuned: 'embedded', 'embedded:gemma3-270m', a folder or a cached Hub id")
     p.add_argument("--student-template", default=None, metavar="NAME", help="format pairs with a named chat template ('plain') instead of the student's own")
-    p.add_argument("--generator", action="append", required=True, metavar="[LABEL=]SPEC",
-                   help="local:MODEL, embedded, embedded:gemma3-270m, http(s)://HOST (TGI), openai+http(s)://HOST/v1, or column:NAME; repeat")
-    p.add_argument("--reward", required=True, metavar="MODEL | judge:SPEC | judge-probs:SPEC",
-                   help="a sequence-classification reward model (folder or cached Hub id); judge: followed by a generator spec "
-                        "(judge:embedded), which rates each pair in words; or judge-probs: and a local model, whose expected rating is read from its probabilities")
+    p.add_argument(
+        "--generator",
+        action="append",
+        required=True,
+        metavar="[LABEL=]SPEC",
+        help="local:MODEL, embedded, embedded:gemma3-270m, http(s)://HOST (TGI), openai+http(s)://HOST/v1, or column:NAME; repeat",
+    )
+    p.add_argument(
+        "--reward",
+        required=True,
+        metavar="MODEL | judge:SPEC | judge-probs:SPEC",
+        help="a sequence-classification reward model (folder or cached Hub id); judge: followed by a generator spec "
+        "(judge:embedded), which rates each pair in words; or judge-probs: and a local model, whose expected rating is read from its probabilities",
+    )
     p.add_argument("--reward-head", type=int, default=None, help="which output of a multi-output reward model is the reward (counted from 0)")
     add_dataset_options(
         p,
@@ -34,8 +43,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_column_options(p, "instruction")
     add_limit_option(p, verb="use")
     p.add_argument("--beta", type=float, default=1.0, help="CAR's β (default: 1.0; the paper does not state its value)")
-    p.add_argument("--loss-averaging", choices=["token", "row"], default="token", help="student loss over all response tokens (token, default) or the mean of per-row means (row)")
-    p.add_argument("--negative-rewards", choices=["shift", "raise"], default="shift", help="a negative mean reward: shift all rewards so the lowest is 0 (default), or stop")
+    p.add_argument(
+        "--loss-averaging",
+        choices=["token", "row"],
+        default="token",
+        help="student loss over all response tokens (token, default) or the mean of per-row means (row)",
+    )
+    p.add_argument(
+        "--negative-rewards",
+        choices=["shift", "raise"],
+        default="shift",
+        help="a negative mean reward: shift all rewards so the lowest is 0 (default), or stop",
+    )
     p.add_argument("--scores", default=None, metavar="CSV", help="measured student scores: columns 'generator' and 'score' (or --score-column)")
     p.add_argument("--score-column", default="score")
     p.add_argument("--no-fit", action="store_true", help="with --scores: report ρ but do not fit β")
@@ -55,7 +74,9 @@ def read_scores(path: str, column: str = "score") -> dict[str, float]:
         reader = csv.DictReader(f)
         fields = reader.fieldnames or []
         if "generator" not in fields or column not in fields:
-            raise DataError(f"scores file {path!r} has columns {fields}; it needs 'generator' and {column!r}", hint="name the score column with --score-column.")
+            raise DataError(
+                f"scores file {path!r} has columns {fields}; it needs 'generator' and {column!r}", hint="name the score column with --score-column."
+            )
         scores: dict[str, float] = {}
         for line, row in enumerate(reader, start=2):
             try:
@@ -79,7 +100,10 @@ def reward_from(args: argparse.Namespace):  # noqa: ANN201 - a Reward
 
         spec = parse_generator(args.reward.removeprefix("judge-probs:"))
         if spec.kind != "local":
-            raise ConfigError(f"--reward {args.reward!r}: the probability judge reads a local model's probabilities", hint="give a local model (judge-probs:embedded, judge-probs:local:PATH), or use judge:URL for an endpoint.")
+            raise ConfigError(
+                f"--reward {args.reward!r}: the probability judge reads a local model's probabilities",
+                hint="give a local model (judge-probs:embedded, judge-probs:local:PATH), or use judge:URL for an endpoint.",
+            )
         return ProbabilityJudgeReward(model=spec.target, batch_size=args.batch_size)
     if args.reward.startswith("judge:"):
         spec = parse_generator(args.reward.removeprefix("judge:"))
@@ -101,7 +125,11 @@ def _generator_entry(spec: Any, ds: Any) -> dict[str, Any]:
     entry: dict[str, Any] = {"label": spec.label, "kind": spec.kind, "api": spec.api}
     column = f"{spec.label}_responder"
     responder = next((r for r in ds[column] if r), None) if column in ds.column_names else None
-    backend = StageRecord.from_json(json.loads(responder)).backend if responder else BackendInfo.from_description({"kind": spec.kind}, model=spec.target if spec.kind == "local" else None)
+    backend = (
+        StageRecord.from_json(json.loads(responder)).backend
+        if responder
+        else BackendInfo.from_description({"kind": spec.kind}, model=spec.target if spec.kind == "local" else None)
+    )
     return {**entry, "backend": backend.kind, "model": backend.served_model or backend.model, "revision": backend.revision}
 
 
@@ -142,7 +170,12 @@ def car_record(args: argparse.Namespace, read: Any, ds: Any, specs: list[Any], r
         rows_compared=len(result.coverage.rows),
     )  # fmt: skip
     stage = StageRecord.from_json(meta).recorded(input=read)
-    options = {**run_options(args), "generator": [_public_spec(g) for g in args.generator], "reward": _public_spec(args.reward), "student": _public_spec(args.student)}
+    options = {
+        **run_options(args),
+        "generator": [_public_spec(g) for g in args.generator],
+        "reward": _public_spec(args.reward),
+        "student": _public_spec(args.student),
+    }
     record = chain_command(args.dataset, read, "car", options, stage, split=args.split)
     source = DataRef.of(args.dataset, split=args.split)
     if source.path is None or Path(source.path).resolve() != Path(args.out).expanduser().resolve():
@@ -176,8 +209,19 @@ def run(args: argparse.Namespace) -> int:
     with output_errors(out):
         out.mkdir(parents=True, exist_ok=True)
         ds.to_json(out / "responses.jsonl")  # the Generator-Zoo table: work done is kept even if scoring fails
-    result = compare(ds, specs, reward, student, beta=args.beta, loss_averaging=args.loss_averaging, negative_rewards=args.negative_rewards,
-                     scores=scores or None, fit=not args.no_fit, allow_missing=args.allow_missing, instruction_column=args.instruction_column)
+    result = compare(
+        ds,
+        specs,
+        reward,
+        student,
+        beta=args.beta,
+        loss_averaging=args.loss_averaging,
+        negative_rewards=args.negative_rewards,
+        scores=scores or None,
+        fit=not args.no_fit,
+        allow_missing=args.allow_missing,
+        instruction_column=args.instruction_column,
+    )
     with output_errors(out):
         paths = report.write(result, out)
         paths["record"] = car_record(args, read, ds, specs, result, sampling).write(out)  # atomic: a temporary file, then renamed

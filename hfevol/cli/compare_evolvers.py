@@ -14,7 +14,9 @@ from ._claim import writes_output
 from ._options import CACHE_FILE, add_format_options, run_options
 from .analyze import add_analysis_options, analysis_parts, load_parts, print_notes
 
-SPEC_HELP = "local:MODEL, embedded, embedded:gemma3-270m, http(s)://HOST (TGI), openai+http(s)://HOST/v1, or column:NAME (instructions already evolved, one round)"
+SPEC_HELP = (
+    "local:MODEL, embedded, embedded:gemma3-270m, http(s)://HOST (TGI), openai+http(s)://HOST/v1, or column:NAME (instructions already evolved, one round)"
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,7 +48,10 @@ def parse_evolvers(texts: list[str]) -> list[Any]:
 
     specs = [parse_generator(t) for t in texts or []]
     if len(specs) < 2:
-        raise ConfigError(f"compare-evolvers needs two or more --evolver, got {len(specs)}", hint="add another, e.g. --evolver embedded --evolver embedded:gemma3-270m; for one evolver use hfevol evolve and hfevol analyze.")
+        raise ConfigError(
+            f"compare-evolvers needs two or more --evolver, got {len(specs)}",
+            hint="add another, e.g. --evolver embedded --evolver embedded:gemma3-270m; for one evolver use hfevol evolve and hfevol analyze.",
+        )
     seen: set[str] = set()
     for spec in specs:
         if spec.label in seen:
@@ -104,7 +109,14 @@ def _respond_and_score(evolved: Any, responder: Any, score: Any, args: argparse.
     fn = respond.acall if spec.kind == "endpoint" else respond
     if "output" in evolved.column_names:
         evolved = evolved.remove_columns(["output"])
-    answered = map_rows(evolved, fn, respond.output_features(), with_indices=True, batch_size=64 if spec.kind == "endpoint" else args.batch_size * 2, desc=f"Responding ({label})")
+    answered = map_rows(
+        evolved,
+        fn,
+        respond.output_features(),
+        with_indices=True,
+        batch_size=64 if spec.kind == "endpoint" else args.batch_size * 2,
+        desc=f"Responding ({label})",
+    )
     scored = answered.map(score, batched=True, batch_size=args.batch_size * 16, with_indices=True, desc=f"Scoring IC-IFD ({label})")
     return scored, {"respond": respond.metadata(), "score": score.metadata()}
 
@@ -149,7 +161,9 @@ def run(args: argparse.Namespace) -> int:
         if responder is not None:
             evolved, more = _respond_and_score(evolved, responder, score, args, spec.label)
             stage = {**stage, **more}
-        analysed[spec.label], infos[spec.label] = analyze(evolved, embedder=embedder, judge=judge, reward=reward, form=args.mnd_form, block=args.mnd_block, strict=False)
+        analysed[spec.label], infos[spec.label] = analyze(
+            evolved, embedder=embedder, judge=judge, reward=reward, form=args.mnd_form, block=args.mnd_block, strict=False
+        )
         stages[spec.label] = stage
     seconds = time.perf_counter() - started
     summaries = {label: round_summary(ds) for label, ds in analysed.items()}

@@ -21,13 +21,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     from ..dedup.decontaminate import DEFAULT_NGRAM, DEFAULT_SEMANTIC_THRESHOLD
 
     p = sub.add_parser("decontaminate", help="flag prompts that match benchmark prompts", description=__doc__)
-    add_dataset_options(p, required=True, dataset="an hfevol output folder, a file, a folder or a Hub id", out="output folder, in the input's layout, with the contam_* columns")
+    add_dataset_options(
+        p, required=True, dataset="an hfevol output folder, a file, a folder or a Hub id", out="output folder, in the input's layout, with the contam_* columns"
+    )
     add_column_options(p, "instruction", "input")
-    p.add_argument("--against", action="append", required=True, metavar="DATASET", help="benchmark: a file, folder, Hub id or recipe (ifeval, alpacaeval, mt-bench, arena-hard); repeatable")
+    p.add_argument(
+        "--against",
+        action="append",
+        required=True,
+        metavar="DATASET",
+        help="benchmark: a file, folder, Hub id or recipe (ifeval, alpacaeval, mt-bench, arena-hard); repeatable",
+    )
     p.add_argument("--against-column", default="prompt", help="the benchmarks' prompt column, for those that are not recipes (default: prompt)")
     p.add_argument("--against-split", default="train", help="the benchmarks' split, for those that are not recipes (default: train)")
-    p.add_argument("--ngram", type=int, default=DEFAULT_NGRAM, help=f"words per n-gram (default: {DEFAULT_NGRAM}, as open decontamination scripts use; 13 is lm-eval's)")
-    p.add_argument("--min-overlap", type=float, default=0.0, help="least share of a benchmark prompt's n-grams found in the row, in [0, 1] (default: 0, any shared n-gram)")
+    p.add_argument(
+        "--ngram", type=int, default=DEFAULT_NGRAM, help=f"words per n-gram (default: {DEFAULT_NGRAM}, as open decontamination scripts use; 13 is lm-eval's)"
+    )
+    p.add_argument(
+        "--min-overlap", type=float, default=0.0, help="least share of a benchmark prompt's n-grams found in the row, in [0, 1] (default: 0, any shared n-gram)"
+    )
     add_flag_options(p, semantic_threshold=DEFAULT_SEMANTIC_THRESHOLD)
     p.set_defaults(run=run)
 

@@ -26,20 +26,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     from ..dedup.minhash import DEFAULT_NGRAM, DEFAULT_NUM_PERM
 
     p = sub.add_parser("dedup", help="flag duplicate and near-duplicate prompts as clusters", description=__doc__)
-    add_dataset_options(p, required=True, dataset="an hfevol output folder (all rounds at once), a file, a folder or a Hub id", out="output folder, in the input's layout, with the dup_* columns")
+    add_dataset_options(
+        p,
+        required=True,
+        dataset="an hfevol output folder (all rounds at once), a file, a folder or a Hub id",
+        out="output folder, in the input's layout, with the dup_* columns",
+    )
     add_column_options(p, "instruction", "input")
-    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help=f"estimated Jaccard of word n-gram sets for a near-duplicate, in (0, 1] (default: {DEFAULT_THRESHOLD})")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        help=f"estimated Jaccard of word n-gram sets for a near-duplicate, in (0, 1] (default: {DEFAULT_THRESHOLD})",
+    )
     p.add_argument("--ngram", type=int, default=DEFAULT_NGRAM, help=f"words per n-gram (default: {DEFAULT_NGRAM})")
     p.add_argument("--num-perm", type=int, default=DEFAULT_NUM_PERM, help=f"MinHash signature size (default: {DEFAULT_NUM_PERM})")
     add_flag_options(p, semantic_threshold=DEFAULT_SEMANTIC_THRESHOLD)
-    p.add_argument("--score-column", default="ic_ifd", help="the score that orders a cluster's rows within a round, highest first (default: ic_ifd, when present)")
+    p.add_argument(
+        "--score-column", default="ic_ifd", help="the score that orders a cluster's rows within a round, highest first (default: ic_ifd, when present)"
+    )
     p.set_defaults(run=run)
 
 
 def add_flag_options(p: argparse.ArgumentParser, *, semantic_threshold: float) -> None:
     """Options both flagging commands take: the embedder and its threshold, and the map's batch size and processes."""
     p.add_argument("--embedder", default=None, help="turns on semantic matching: minilm (all-MiniLM-L6-v2 from PyPI), mpnet, a folder or a Hub id")
-    p.add_argument("--semantic-threshold", type=float, default=None, help=f"cosine for a semantic match, in (0, 1] (default: {semantic_threshold}); needs --embedder")
+    p.add_argument(
+        "--semantic-threshold", type=float, default=None, help=f"cosine for a semantic match, in (0, 1] (default: {semantic_threshold}); needs --embedder"
+    )
     p.add_argument("--embed-batch-size", type=int, default=64, help="texts per embedder forward pass (default: 64)")
     p.add_argument("--device", default="auto", help="embedder device: auto, cpu or cuda[:N]")
     p.add_argument("--map-batch-size", type=int, default=1000, help="rows per datasets.map batch (flags do not depend on it; default: 1000)")
@@ -58,7 +72,10 @@ def embedder_from(args: argparse.Namespace, default_threshold: float) -> tuple[A
     threshold = check_fraction(default_threshold if args.semantic_threshold is None else args.semantic_threshold, "--semantic-threshold")
     if args.embedder is None:
         if args.semantic_threshold is not None:
-            raise ConfigError("--semantic-threshold asks for a semantic check, which needs an embedder", hint="add --embedder minilm (pip install 'hfevol[analysis]'), or drop --semantic-threshold.")
+            raise ConfigError(
+                "--semantic-threshold asks for a semantic check, which needs an embedder",
+                hint="add --embedder minilm (pip install 'hfevol[analysis]'), or drop --semantic-threshold.",
+            )
         return None, None, threshold
     from ..dedup.neighbours import load_embedder
 

@@ -9,10 +9,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..budget import add_budget_options, metered, print_tokens, record_tokens
 from ..errors import ConfigError, EmptyDatasetError
 from ..evolution import ALL_OPERATIONS, BREADTH_OPERATION, AutoEvolInstruct, Elimination, EvolInstruct, Evolver
 from ..io import BUILTIN_SAMPLE, write_output
-from ..budget import add_budget_options, metered, print_tokens, record_tokens
 from ..shards import add_shard_options, shard_extra, spec_from, with_shard
 from ._claim import writes_output
 from ._options import (
@@ -46,11 +46,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_column_options(p, "instruction", instruction="same as --map instruction=COLUMN")
     p.add_argument("--method", default="evol-instruct", choices=METHODS, help="evol-instruct (the operation rotation, default) or auto-evol")
     p.add_argument("--rounds", type=int, default=1, help="evolution rounds; each evolves the previous round's ok rows (default: 1)")
-    p.add_argument("--operations", nargs="+", default=list(ALL_OPERATIONS), metavar="OP", help=f"evol-instruct operations, a subset of: {' '.join(ALL_OPERATIONS)}")
+    p.add_argument(
+        "--operations", nargs="+", default=list(ALL_OPERATIONS), metavar="OP", help=f"evol-instruct operations, a subset of: {' '.join(ALL_OPERATIONS)}"
+    )
     p.add_argument("--no-breadth", action="store_true", help="drop the breadth operation (for math and code data)")
     p.add_argument("--no-elimination", action="store_true", help="keep failed evolutions as ok (elimination is on by default)")
-    p.add_argument("--record-top1", action="store_true",
-                   help="also record the evolver's top-1 token probabilities from the evolution call (columns top1_mean_k, top1_mean_all, top1_positions)")
+    p.add_argument(
+        "--record-top1",
+        action="store_true",
+        help="also record the evolver's top-1 token probabilities from the evolution call (columns top1_mean_k, top1_mean_all, top1_positions)",
+    )
     p.add_argument("--top1-k", type=int, default=5, metavar="K", help="leading positions averaged in top1_mean_k (default: 5, as the paper's code)")
     add_limit_option(p, verb="evolve")
     add_generation_options(p, temperature=0.7, max_new_tokens=2048)
@@ -66,7 +71,12 @@ def build_evolver(args: argparse.Namespace, backend: Any = None) -> Evolver:
 
     k = check_k(getattr(args, "top1_k", 5), option="--top1-k")
     top1 = {"record_top1": True, "top1_k": k} if getattr(args, "record_top1", False) else {}
-    common: dict[str, Any] = {"backend": backend if backend is not None else request_backend_from(args), "sampling": sampling_from(args), "seed": args.seed, **top1}
+    common: dict[str, Any] = {
+        "backend": backend if backend is not None else request_backend_from(args),
+        "sampling": sampling_from(args),
+        "seed": args.seed,
+        **top1,
+    }
     if args.method == "auto-evol":
         return AutoEvolInstruct(**common)
     operations = [op for op in args.operations if not (args.no_breadth and op == BREADTH_OPERATION)]

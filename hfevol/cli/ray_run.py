@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-shards", type=int, required=True, metavar="N", help="shards of the job")
     p.add_argument("--shards-dir", default=None, help="where the shard folders go (default: <out>.shards beside the stage's --out)")
     p.add_argument("--task-cpus", type=float, default=1.0, help="CPUs Ray reserves for each shard (default: 1)")
-    p.add_argument("--task-resources", default=None, metavar="JSON", help='other Ray resources per shard, e.g. \'{"client": 1}\'')
+    p.add_argument("--task-resources", default=None, metavar="JSON", help="other Ray resources per shard, e.g. '{\"client\": 1}'")
     p.add_argument("stage", nargs=argparse.REMAINDER, help="the stage command and its options: evolve|respond|score ... --out DIR")
     p.set_defaults(run=run)
 
@@ -43,7 +43,9 @@ def _split(args: argparse.Namespace) -> tuple[list[str], Path]:
         stage.insert(0, args.ray)
         args.ray = "local"
     if not stage or stage[0] not in STAGES:
-        raise ConfigError("hfevol run needs a stage command after its options", hint="for example: hfevol run --num-shards 4 evolve --dataset seeds.jsonl --out out")
+        raise ConfigError(
+            "hfevol run needs a stage command after its options", hint="for example: hfevol run --num-shards 4 evolve --dataset seeds.jsonl --out out"
+        )
     for flag in ("--num-shards", "--shard-index"):
         if flag in stage:
             raise ConfigError(f"give {flag} to hfevol run, not to the stage command", hint="hfevol run --num-shards N sets both for each shard.")
@@ -74,7 +76,10 @@ def run(args: argparse.Namespace) -> int:
     shards_dir = Path(args.shards_dir) if args.shards_dir else out.with_name(out.name + ".shards")
     folders = [shards_dir / f"shard-{i:05d}" for i in range(args.num_shards)]
     todo = [i for i, f in enumerate(folders) if not is_complete(f)]
-    print(f"{args.num_shards} shard(s), {args.num_shards - len(todo)} complete already; running {len(todo)}" + (f" on Ray ({args.ray})" if args.ray else " as local processes"))
+    print(
+        f"{args.num_shards} shard(s), {args.num_shards - len(todo)} complete already; running {len(todo)}"
+        + (f" on Ray ({args.ray})" if args.ray else " as local processes")
+    )
     argvs = {i: shard_argv(stage, out, shards_dir, args.num_shards, i) for i in todo}
     results = _on_ray(args, argvs) if args.ray else _locally(argvs)
     failed = {i: r for i, r in results.items() if r[0] != 0 or not is_complete(folders[i])}

@@ -7,8 +7,8 @@ import argparse
 import time
 from collections import Counter
 
-from ..io import write_output
 from ..budget import add_budget_options, metered, print_tokens, record_tokens
+from ..io import write_output
 from ..shards import add_shard_options, shard_extra, spec_from, with_shard
 from ._claim import writes_output
 from ._options import (
@@ -85,8 +85,14 @@ def run(args: argparse.Namespace) -> int:
     for status, n in counts.most_common():
         print(f"   {status:<14} {n:>6}")
     if counts["skipped"]:
-        why = value_counts(answered, "evol_status", where=status_column, among=("skipped",)) if "evol_status" in answered.column_names else Counter({None: counts["skipped"]})
-        print(f"   skipped {counts['skipped']} row(s) whose evolution is not ok ({', '.join(f'{k}: {n}' for k, n in why.most_common())}); they are kept, unanswered")
+        why = (
+            value_counts(answered, "evol_status", where=status_column, among=("skipped",))
+            if "evol_status" in answered.column_names
+            else Counter({None: counts["skipped"]})
+        )
+        print(
+            f"   skipped {counts['skipped']} row(s) whose evolution is not ok ({', '.join(f'{k}: {n}' for k, n in why.most_common())}); they are kept, unanswered"
+        )
     for row in first_rows(answered, 2, where=status_column, among=("ok", "truncated"), columns=("instruction", args.output_column)):
         print(f"\n   instruction: {_short(row['instruction'], 110)}\n   response:    {_short(row[args.output_column], 110)}")
     print(f"\n   output: {out}")
@@ -94,4 +100,3 @@ def run(args: argparse.Namespace) -> int:
         print_endpoint_summary(endpoint.stats.snapshot(), cache_hits=getattr(respond.backend, "hits", None))
     print_tokens(respond.backend)
     return 0
-

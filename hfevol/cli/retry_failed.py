@@ -107,7 +107,9 @@ def run(args: argparse.Namespace) -> int:
     if command is None or command.name not in ("evolve", "respond"):
         raise ConfigError(f"{out} was not written by `hfevol evolve` or `hfevol respond`; retry-failed supports those two")
     if command.options.get("no_cache", True):  # absent: written by a version without the request cache
-        raise ConfigError(f"{out} was written without the request cache (--no-cache), so every row would be sent again", hint=f"run `hfevol {command.name}` again instead.")
+        raise ConfigError(
+            f"{out} was written without the request cache (--no-cache), so every row would be sent again", hint=f"run `hfevol {command.name}` again instead."
+        )
     stored = rebuild(command, out)
     runner, status_column = (evolve_cmd.run, "evol_status") if command.name == "evolve" else (respond_cmd.run, f"{stored.output_column}_status")
     for name in _OVERRIDABLE:

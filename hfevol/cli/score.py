@@ -12,8 +12,8 @@ from ..extras import available, install_line
 from ..io import BUILTIN_SAMPLE, write_output
 from ..scoring.construction import MODES
 from ..scoring.ifd import IC_IFD_FORMS, IFD_FORMS
-from ..stats import finite_mean
 from ..shards import add_shard_options, shard_extra, spec_from, with_shard
+from ..stats import finite_mean
 from ._claim import writes_output
 from ._options import add_column_options, add_dataset_options, add_endpoint_options, add_limit_option, add_model_options, backend_from, rows_from, run_options
 from ._report import column_sum, value_counts
@@ -26,7 +26,9 @@ HISTOGRAM_FILE = "ic_ifd_histogram.png"
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("score", help="score instruction data with IFD and IC-IFD", description=__doc__)
-    add_dataset_options(p, dataset=f"a file, a folder, a Hub id, or {BUILTIN_SAMPLE!r} (default)", out=f"output folder (data/train.parquet, hfevol_run.json, {HISTOGRAM_FILE})")
+    add_dataset_options(
+        p, dataset=f"a file, a folder, a Hub id, or {BUILTIN_SAMPLE!r} (default)", out=f"output folder (data/train.parquet, hfevol_run.json, {HISTOGRAM_FILE})"
+    )
     add_column_options(p, "instruction", "input", "output")
     p.add_argument("--mode", default="reference", choices=MODES, help="reference: the paper's plain-text construction (default); chat: the chat template")
     p.add_argument("--ifd-form", default="loss_ratio", choices=IFD_FORMS, help="loss_ratio (default) or ppl_ratio (Superfiltering)")

@@ -13,7 +13,12 @@ from ._options import add_dataset_options, rows_from, run_options
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("select", help="keep the top rows of a scored dataset", description=__doc__)
-    add_dataset_options(p, required=True, dataset="a scored dataset (the output folder of `hfevol score`, a file or a Hub id)", out="output folder (data/train.parquet + hfevol_run.json)")
+    add_dataset_options(
+        p,
+        required=True,
+        dataset="a scored dataset (the output folder of `hfevol score`, a file or a Hub id)",
+        out="output folder (data/train.parquet + hfevol_run.json)",
+    )
     p.add_argument("--by", default="ic_ifd", help="the score column (default: ic_ifd)")
     p.add_argument("--top", default="25%", help="a percentage (25%%), a share (0.25) or a count (100); default: 25%%")
     p.add_argument("--ascending", action="store_true", help="keep the lowest scores instead")

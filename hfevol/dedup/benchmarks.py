@@ -79,5 +79,8 @@ def load_prompts(benchmark: Benchmark) -> tuple[list[str], list[int]]:
         what = "has no rows" if len(ds) == 0 else f"has no non-empty prompt in column {benchmark.column!r}"
         raise EmptyDatasetError(f"benchmark {benchmark.source!r} {what}", hint="check the benchmark file, its --against-column and split.")
     if len(set(rows)) < len(ds) // 2:
-        raise DataError(f"benchmark {benchmark.source!r}: most cells of column {benchmark.column!r} hold no text", hint="name the column that holds the prompts with --against-column.")
+        raise DataError(
+            f"benchmark {benchmark.source!r}: most cells of column {benchmark.column!r} hold no text",
+            hint="name the column that holds the prompts with --against-column.",
+        )
     return texts, rows

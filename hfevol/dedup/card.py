@@ -41,5 +41,12 @@ def flag_sections(run: "RunRecord") -> dict[str, list[dict[str, Any]]]:
                 how += f", shared share >= {ngram['min_overlap']}"
             if semantic:
                 how += f"; embeddings ({(semantic.get('embedder') or {}).get('model', '-')}), cosine >= {semantic.get('threshold')}"
-            contamination.append({"rows": stage.get("rows"), "flagged": stage.get("flagged"), "how": how, "benchmarks": [{**b, "source": _shown(b.get("source"))} for b in stage.get("benchmarks") or []]})
+            contamination.append(
+                {
+                    "rows": stage.get("rows"),
+                    "flagged": stage.get("flagged"),
+                    "how": how,
+                    "benchmarks": [{**b, "source": _shown(b.get("source"))} for b in stage.get("benchmarks") or []],
+                }
+            )
     return {"dedup": dedup, "contamination": contamination}

@@ -119,7 +119,9 @@ def decontaminate(
     semantic_threshold = check_fraction(semantic_threshold, "--semantic-threshold")
     check_int(batch_size, "--map-batch-size", low=1)
     if not against:
-        raise ConfigError("no benchmark to check against", hint="give --against DATASET (a file, a folder, a Hub id or a recipe: ifeval, alpacaeval, mt-bench, arena-hard).")
+        raise ConfigError(
+            "no benchmark to check against", hint="give --against DATASET (a file, a folder, a Hub id or a recipe: ifeval, alpacaeval, mt-bench, arena-hard)."
+        )
     input_column = check_prompt_columns(ds, instruction_column, input_column)
     benchmarks = [resolve(b) for b in against]
     loaded = [load_prompts(b) for b in benchmarks]
@@ -144,14 +146,24 @@ def decontaminate(
             if method[i] is None:
                 method[i], prompt_of[i], score[i] = "semantic", nearest[i], float(cosine[i])
                 added += 1
-        semantic = {"embedder": embedder or {"model": "(given in Python)"}, "threshold": semantic_threshold, "measure": "cosine of unit embeddings", "search": "exact, block-wise", "matches": added}
+        semantic = {
+            "embedder": embedder or {"model": "(given in Python)"},
+            "threshold": semantic_threshold,
+            "measure": "cosine of unit embeddings",
+            "search": "exact, block-wise",
+            "matches": added,
+        }
     columns, summary = _columns(index, benchmarks, prompt_of.tolist(), method, score, ngram)
     out = with_columns(ds, columns)
     record = {
         "stage": "decontaminate",
-        "text": f"{instruction_column} + \"\\n\" + {input_column}" if input_column else instruction_column,
+        "text": f'{instruction_column} + "\\n" + {input_column}' if input_column else instruction_column,
         "normalisation": "NFKC, case folded, punctuation and symbols as spaces, whitespace collapsed",
-        "ngram": {"n": ngram, "min_overlap": min_overlap, "rule": "at least one shared word n-gram, and a shared share of the benchmark prompt's n-grams >= min_overlap"},
+        "ngram": {
+            "n": ngram,
+            "min_overlap": min_overlap,
+            "rule": "at least one shared word n-gram, and a shared share of the benchmark prompt's n-grams >= min_overlap",
+        },
         "semantic": semantic,
         "rows": len(ds),
         "flagged": sum(m is not None for m in method),
@@ -161,7 +173,9 @@ def decontaminate(
     return out, record
 
 
-def _columns(index: Index, benchmarks: list[Benchmark], prompt_of: list[int], method: list[str | None], score: list[Any], ngram: int) -> tuple[list[tuple[str, list[Any], Any]], list[dict[str, Any]]]:
+def _columns(
+    index: Index, benchmarks: list[Benchmark], prompt_of: list[int], method: list[str | None], score: list[Any], ngram: int
+) -> tuple[list[tuple[str, list[Any], Any]], list[dict[str, Any]]]:
     from datasets import Value
 
     n = len(prompt_of)

@@ -66,7 +66,9 @@ def order_of(ds: Any, score_column: str | None = "ic_ifd") -> Any:
     n = len(ds)
     keys = [np.arange(n)]
     if score_column and score_column in ds.column_names:
-        scores = np.array([s if isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) else np.nan for s in _column(ds, score_column)], dtype=np.float64)
+        scores = np.array(
+            [s if isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) else np.nan for s in _column(ds, score_column)], dtype=np.float64
+        )
         keys.append(np.where(np.isnan(scores), np.inf, -scores))
     if "round" in ds.column_names:
         keys.append(np.array([r if isinstance(r, int) else 0 for r in _column(ds, "round")], dtype=np.int64))
@@ -185,18 +187,34 @@ def dedup(
         found = np.nonzero(match >= 0)[0]
         for y in found.tolist():
             link(heads[int(match[y])], heads[y], 2, float(cosine[y]))
-        semantic = {"embedder": embedder or {"model": "(given in Python)"}, "threshold": semantic_threshold, "measure": "cosine of unit embeddings", "search": "exact, block-wise, each row against the rows before it in the order", "matches": int(len(found))}
+        semantic = {
+            "embedder": embedder or {"model": "(given in Python)"},
+            "threshold": semantic_threshold,
+            "measure": "cosine of unit embeddings",
+            "search": "exact, block-wise, each row against the rows before it in the order",
+            "matches": int(len(found)),
+        }
 
     columns, counts = _columns(ds, n, clusters, {**later, **best})
     out = with_columns(ds, columns)
     record = {
         "stage": "dedup",
-        "text": f"{instruction_column} + \"\\n\" + {input_column}" if input_column else instruction_column,
+        "text": f'{instruction_column} + "\\n" + {input_column}' if input_column else instruction_column,
         "normalisation": "NFKC, case folded, punctuation and symbols as spaces, whitespace collapsed",
         "order": ORDER + (f" (score column {score_column})" if score_column and score_column in ds.column_names else ""),
         "exact": {"method": "SHA-1 of the normalised prompt"},
-        "near": {"method": "MinHash + LSH over word n-grams", "library": _library(), "ngram": ngram, "num_perm": num_perm, "seed": SEED,
-                 "threshold": threshold, "bands": bands, "rows_per_band": rows_per_band, "measure": "estimated Jaccard", "matches": near},  # fmt: skip
+        "near": {
+            "method": "MinHash + LSH over word n-grams",
+            "library": _library(),
+            "ngram": ngram,
+            "num_perm": num_perm,
+            "seed": SEED,
+            "threshold": threshold,
+            "bands": bands,
+            "rows_per_band": rows_per_band,
+            "measure": "estimated Jaccard",
+            "matches": near,
+        },  # fmt: skip
         "semantic": semantic,
         "rows": n,
         "clusters": counts["clusters"],

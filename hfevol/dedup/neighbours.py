@@ -39,7 +39,9 @@ def load_embedder(name: str, *, batch_size: int = 64, device: str = "auto") -> t
     try:
         from ..analysis.embed import Embedder
     except ImportError:
-        raise MissingDependencyError("hfevol.analysis", "semantic matching (--embedder)", "an hfevol with the analysis package, and pip install 'hfevol[analysis]'") from None
+        raise MissingDependencyError(
+            "hfevol.analysis", "semantic matching (--embedder)", "an hfevol with the analysis package, and pip install 'hfevol[analysis]'"
+        ) from None
     embedder = Embedder(model=name, batch_size=batch_size, device=device)
     try:
         described = embedder.describe()  # loads the model: a bad name fails before any row is read

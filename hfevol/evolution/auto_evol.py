@@ -24,9 +24,18 @@ TEMPLATE = "auto_evol/rewrite"
 # over "rewrite". Numbered headings ("Step 4") are understood without a name.
 _NAMES: dict[str, tuple[str, ...]] = {
     "final": (
-        "finally rewritten instruction", "final rewritten instruction", "final rewritten prompt", "reviewed final rewrite",
-        "final rewrite", "final instruction", "final version", "final prompt", "reviewed rewrite", "revised instruction",
-        "revised rewrite", "final",
+        "finally rewritten instruction",
+        "final rewritten instruction",
+        "final rewritten prompt",
+        "reviewed final rewrite",
+        "final rewrite",
+        "final instruction",
+        "final version",
+        "final prompt",
+        "reviewed rewrite",
+        "revised instruction",
+        "revised rewrite",
+        "final",
     ),
     "draft": ("first rewrite", "rewritten instruction", "rewritten prompt", "rewrite", "draft"),
     "plan": ("the plan", "plan"),
@@ -35,9 +44,7 @@ _NAMES: dict[str, tuple[str, ...]] = {
     "echo": ("original instruction", "instruction", "original prompt"),
 }
 _BY_NUMBER = {1: "methods", 2: "plan", 3: "draft", 4: "final"}
-_NAME_RE = re.compile(
-    "|".join(f"(?P<{part}>(?:{'|'.join(re.escape(n) for n in names)})\\b)" for part, names in _NAMES.items()), re.I
-)
+_NAME_RE = re.compile("|".join(f"(?P<{part}>(?:{'|'.join(re.escape(n) for n in names)})\\b)" for part, names in _NAMES.items()), re.I)
 _STEP = re.compile(r"(?:step|part)\s*([1-4])\b\s*[-–—:.)]*\s*", re.I)
 _NUMBERED = re.compile(r"([1-4])\s*[.):\-–—]\s*")
 _MARKUP = "*_#> \t"

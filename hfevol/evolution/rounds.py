@@ -155,10 +155,17 @@ def _check_ids(seeds: "Dataset", index_offset: int = 0) -> None:
         for k, value in enumerate(batch["id"]):
             row = index_offset + start * 1000 + k
             if value is None or isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
-                raise InvalidRowError(row, "id", f"the id is {value!r}; ids must be non-empty strings or integers", hint="fix the id, or drop the column to have ids made from row indices.")
+                raise InvalidRowError(
+                    row,
+                    "id",
+                    f"the id is {value!r}; ids must be non-empty strings or integers",
+                    hint="fix the id, or drop the column to have ids made from row indices.",
+                )
             key = str(value)
             if key in seen:
-                raise DataError(f"rows {seen[key]} and {row} share the id {key!r}", hint="ids must be unique; drop the column to have ids made from row indices.")
+                raise DataError(
+                    f"rows {seen[key]} and {row} share the id {key!r}", hint="ids must be unique; drop the column to have ids made from row indices."
+                )
             seen[key] = row
 
 

@@ -111,7 +111,9 @@ def card_data(view: ReleaseView) -> "DatasetCardData":
     for name, splits in source.configs.items():
         entry: dict[str, Any] = {
             "config_name": name,
-            "data_files": [{"split": split, "path": [f.path_in_repo for f in files] if len(files) > 1 else files[0].path_in_repo} for split, files in splits.items()],
+            "data_files": [
+                {"split": split, "path": [f.path_in_repo for f in files] if len(files) > 1 else files[0].path_in_repo} for split, files in splits.items()
+            ],
         }
         if len(source.configs) > 1 and name == view.default_config:
             entry["default"] = True

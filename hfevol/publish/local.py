@@ -149,4 +149,3 @@ def export_version(folder: str | Path, version: str, dest: Path) -> dict[str, Pa
     with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
         tar.extractall(dest, filter="data")
     return {p.relative_to(dest).as_posix(): p for p in sorted(dest.rglob("*")) if p.is_file() and p.name not in KEEP}
-

@@ -262,7 +262,9 @@ def _release(dest: Target, files: dict[str, Path], version: str, message: str, *
         tagged = [r.version for r in releases if r.commit == head.commit]
         if not force and (tagged or create_pr):
             where = f"release {tagged[-1]}" if tagged else "the branch"
-            return result("unchanged", head.commit, note=f"the data and configuration equal {where}; no commit and no tag were made (--force tags them anyway).")
+            return result(
+                "unchanged", head.commit, note=f"the data and configuration equal {where}; no commit and no tag were made (--force tags them anyway)."
+            )
         if not create_pr:
             # the same content, committed but never tagged (a merged PR, a lost answer, a --force
             # whose tag creation failed), or --force for the content already there: no second commit
@@ -271,10 +273,16 @@ def _release(dest: Target, files: dict[str, Path], version: str, message: str, *
     if commit is None:
         commit, pr_url = dest.commit(files, head.stale(files) if head else [], message, create_pr=create_pr)
         if pr_url is not None:
-            return result("pull_request", commit, pr_url=pr_url, note="nothing was tagged: once the pull request is merged, run the same command without --create-pr to tag the merged commit.")
+            return result(
+                "pull_request",
+                commit,
+                pr_url=pr_url,
+                note="nothing was tagged: once the pull request is merged, run the same command without --create-pr to tag the merged commit.",
+            )
         wrong = dest.files_at(commit).check_commit(files)
         if wrong:
-            raise UploadError(f"commit {commit[:12]} does not hold the release as sent ({', '.join(wrong)}); it was not tagged", hint="run the same command again.")
+            raise UploadError(
+                f"commit {commit[:12]} does not hold the release as sent ({', '.join(wrong)}); it was not tagged", hint="run the same command again."
+            )
     dest.tag(version, commit, message, replace=any(r.version == version for r in releases))
     return result("published", commit, tag=version)
-

@@ -113,7 +113,9 @@ def status_columns(table: "pa.Table") -> list[str]:
     """The ``<name>_status`` columns of strings (``evol_status``, ``output_status``, ``score_status`` ...)."""
     import pyarrow.types as pt
 
-    return [n for n in table.column_names if n.endswith("_status") and (pt.is_string(table.schema.field(n).type) or pt.is_large_string(table.schema.field(n).type))]
+    return [
+        n for n in table.column_names if n.endswith("_status") and (pt.is_string(table.schema.field(n).type) or pt.is_large_string(table.schema.field(n).type))
+    ]
 
 
 def content_name(rel: Path, path: Path) -> str:

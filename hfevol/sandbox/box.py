@@ -68,9 +68,7 @@ class Sandbox:
     ) -> None:
         if not (isinstance(per_input_timeout, (int, float)) and math.isfinite(per_input_timeout) and per_input_timeout > 0):
             raise ConfigError(f"per_input_timeout must be a positive number of seconds, got {per_input_timeout!r}")
-        if function_timeout is not None and not (
-            isinstance(function_timeout, (int, float)) and math.isfinite(function_timeout) and function_timeout > 0
-        ):
+        if function_timeout is not None and not (isinstance(function_timeout, (int, float)) and math.isfinite(function_timeout) and function_timeout > 0):
             raise ConfigError(f"function_timeout must be a positive number of seconds, got {function_timeout!r}")
         if require not in REQUIRE:
             raise ConfigError(
@@ -119,8 +117,7 @@ class Sandbox:
             missing = probe.level_layers(self.require) - probe.level_layers(level)
             if missing:
                 raise SandboxUnavailableError(
-                    f"the verifier sandbox needs {self.require!r} but only {level!r} works here"
-                    + (f" ({found.detail})" if found.detail else ""),
+                    f"the verifier sandbox needs {self.require!r} but only {level!r} works here" + (f" ({found.detail})" if found.detail else ""),
                     hint=_hint(missing),
                 )
         if "bwrap" not in probe.level_layers(level):

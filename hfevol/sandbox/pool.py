@@ -90,10 +90,18 @@ class Zygote:
         self._workdir = tempfile.mkdtemp(prefix="hfevol-sandbox-")
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the zygote; kill() closes it
         try:
-            self.process = spawner.call(lambda: subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
-                env=dict(probe.CLEAN_ENV), cwd=self._workdir, start_new_session=True, close_fds=True,
-            ))
+            self.process = spawner.call(
+                lambda: subprocess.Popen(
+                    command,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=self._stderr,
+                    env=dict(probe.CLEAN_ENV),
+                    cwd=self._workdir,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+            )
         except OSError as error:
             self.kill()
             raise ZygoteFailure(f"cannot start {command[0]}: {error}") from None
@@ -124,8 +132,10 @@ class Zygote:
         results, errors = reply.get("results"), reply.get("errors")
         if (
             reply.get("status") not in STATUSES
-            or not isinstance(results, list) or not isinstance(errors, list)
-            or len(results) != n or len(errors) != n
+            or not isinstance(results, list)
+            or not isinstance(errors, list)
+            or len(results) != n
+            or len(errors) != n
             or any(not (r is None or r is True or r is False) for r in results)
             or any(not (e is None or isinstance(e, str) and len(e) <= 80) for e in errors)
         ):
@@ -146,7 +156,7 @@ class Zygote:
                 raise ZygoteFailure("the zygote does not read its requests")
             if select.select([], [fd], [], left)[1]:
                 try:
-                    data = data[os.write(fd, data):]
+                    data = data[os.write(fd, data) :]
                 except BlockingIOError:
                     continue
                 except OSError as error:

@@ -59,8 +59,15 @@ def bwrap_command(bwrap: str) -> list[str]:
     """bubblewrap with minimal read-only binds (never ``--ro-bind / /``: as root it shows root-only files)."""
     python = python_executable()
     args = [
-        bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
-        "--ro-bind", "/usr", "/usr",
+        bwrap,
+        "--unshare-all",
+        "--unshare-user",
+        "--disable-userns",
+        "--die-with-parent",
+        "--new-session",
+        "--ro-bind",
+        "/usr",
+        "/usr",
     ]
     for link, target in (("/lib", "usr/lib"), ("/lib64", "usr/lib64"), ("/bin", "usr/bin"), ("/sbin", "usr/sbin")):
         if os.path.islink(link):
@@ -74,15 +81,40 @@ def bwrap_command(bwrap: str) -> list[str]:
     if os.path.exists("/etc/ld.so.cache"):
         args += ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
     args += [
-        "--size", str(16 * 1024 * 1024), "--tmpfs", SCRATCH,
-        "--ro-bind", str(RUNNER), f"{INSIDE}/runner.py", "--ro-bind", str(SECCOMP), f"{INSIDE}/seccomp.py",
-        "--proc", "/proc", "--dev", "/dev", "--clearenv",
+        "--size",
+        str(16 * 1024 * 1024),
+        "--tmpfs",
+        SCRATCH,
+        "--ro-bind",
+        str(RUNNER),
+        f"{INSIDE}/runner.py",
+        "--ro-bind",
+        str(SECCOMP),
+        f"{INSIDE}/seccomp.py",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--clearenv",
     ]
     for key, value in CLEAN_ENV.items():
         args += ["--setenv", key, value]
     args += [
-        "--chdir", SCRATCH, "--cap-drop", "ALL", "--uid", "65534", "--gid", "65534", "--remount-ro", "/",
-        python, "-S", "-s", "-B", f"{INSIDE}/runner.py",
+        "--chdir",
+        SCRATCH,
+        "--cap-drop",
+        "ALL",
+        "--uid",
+        "65534",
+        "--gid",
+        "65534",
+        "--remount-ro",
+        "/",
+        python,
+        "-S",
+        "-s",
+        "-B",
+        f"{INSIDE}/runner.py",
     ]
     return args
 
@@ -102,8 +134,13 @@ def runner_command(level: str, mode: str = "--zygote") -> list[str]:
 def _run_probe(command: list[str]) -> dict | None:
     try:
         done = subprocess.run(
-            command, env=dict(CLEAN_ENV), cwd="/", stdin=subprocess.DEVNULL, capture_output=True,
-            timeout=PROBE_TIMEOUT, check=False,
+            command,
+            env=dict(CLEAN_ENV),
+            cwd="/",
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=PROBE_TIMEOUT,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as error:
         log.debug("sandbox probe %s failed: %s", command[0], error)

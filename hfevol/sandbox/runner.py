@@ -52,11 +52,10 @@ def _by_depth(types: list[type]) -> list[type]:
 
 
 _EXCEPTIONS = _by_depth([v for v in vars(builtins).values() if isinstance(v, type) and issubclass(v, BaseException)])
-_VALUES = _by_depth([v for v in vars(builtins).values() if isinstance(v, type) and not issubclass(v, BaseException)]
-                    + [type(None), type(len), type(lambda: 0), type(iter(()))])
-ALLOWED_ERRORS = frozenset(
-    ["timeout"] + [t.__name__ for t in _EXCEPTIONS] + ["invalid_return:" + t.__name__ for t in _VALUES]
+_VALUES = _by_depth(
+    [v for v in vars(builtins).values() if isinstance(v, type) and not issubclass(v, BaseException)] + [type(None), type(len), type(lambda: 0), type(iter(()))]
 )
+ALLOWED_ERRORS = frozenset(["timeout"] + [t.__name__ for t in _EXCEPTIONS] + ["invalid_return:" + t.__name__ for t in _VALUES])
 
 
 def _builtin_name(kind: type, table: list[type]) -> str:
@@ -154,7 +153,7 @@ def _child(request: dict, reply_fd: int, seccomp_filter, deadline: float) -> Non
         reply = evaluate_all(request)
         data = _dumps(reply).encode() + b"\n"
         while data:
-            data = data[_write(reply_fd, data):]
+            data = data[_write(reply_fd, data) :]
     except BaseException:  # noqa: BLE001
         code = 70
     os._exit(code)
@@ -258,7 +257,7 @@ def _serve(config: dict) -> None:
 def _send(fd: int, message: dict) -> None:
     data = json.dumps(message).encode() + b"\n"
     while data:
-        data = data[os.write(fd, data):]
+        data = data[os.write(fd, data) :]
 
 
 def _die_with_parent() -> None:

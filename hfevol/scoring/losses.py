@@ -121,7 +121,12 @@ def span_losses(
     """
     import torch
 
-    sizes = {"batch_size": batch_size, "max_batch_tokens": max_batch_tokens, "logits_budget_mb": logits_budget_mb, "chunk_tokens": 1 if chunk_tokens is None else chunk_tokens}
+    sizes = {
+        "batch_size": batch_size,
+        "max_batch_tokens": max_batch_tokens,
+        "logits_budget_mb": logits_budget_mb,
+        "chunk_tokens": 1 if chunk_tokens is None else chunk_tokens,
+    }
     for name, value in sizes.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"{name}={value!r} must be an integer >= 1")

@@ -332,4 +332,3 @@ def fill_row(
     out["score_truncated"][j] = truncated
     out["score_status"][j] = status
     out["score_reason"][j] = reason
-

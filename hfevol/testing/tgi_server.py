@@ -207,10 +207,19 @@ class TGITestServer:
             with self._lock:
                 self._in_system -= 1
 
-    def _run(self, prompt: str, *, max_new_tokens: int | None, temperature: float | None, top_p: float | None, seed: Any, stop: Any, top_n: Any, fault: Fault | None) -> Generation:
+    def _run(
+        self, prompt: str, *, max_new_tokens: int | None, temperature: float | None, top_p: float | None, seed: Any, stop: Any, top_n: Any, fault: Fault | None
+    ) -> Generation:
         stop, top_n = check_sampling(
-            prompt=prompt, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, stop=stop, top_n=top_n, seed=seed,
-            max_stop_sequences=self.max_stop_sequences, max_top_n_tokens=self.max_top_n_tokens,
+            prompt=prompt,
+            temperature=temperature,
+            top_p=top_p,
+            max_new_tokens=max_new_tokens,
+            stop=stop,
+            top_n=top_n,
+            seed=seed,
+            max_stop_sequences=self.max_stop_sequences,
+            max_top_n_tokens=self.max_top_n_tokens,
         )
         n_input = len(self.engine.tokenize(prompt))
         max_new_tokens = check_length(n_input, max_new_tokens, max_input_tokens=self.max_input_tokens, max_total_tokens=self.max_total_tokens)
@@ -271,8 +280,10 @@ class TGITestServer:
 
     def _chat(self, body: Any, fault: Fault | None) -> tuple[int, Any]:
         messages = body.get("messages") if isinstance(body, dict) else None
-        if not isinstance(messages, list) or not messages or not all(
-            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in messages
+        if (
+            not isinstance(messages, list)
+            or not messages
+            or not all(isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in messages)
         ):
             raise ValidationError("`messages` must be a non-empty list of {role, content} objects")
         top_n = body.get("top_logprobs") if body.get("logprobs") else 0

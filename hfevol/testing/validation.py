@@ -14,7 +14,18 @@ def invalid(message: str) -> tuple[int, Any]:
     return 422, {"error": f"Input validation error: {message}", "error_type": "validation"}
 
 
-def check_sampling(*, prompt: str, temperature: float | None, top_p: float | None, max_new_tokens: int | None, stop: Any, top_n: Any, seed: Any, max_stop_sequences: int, max_top_n_tokens: int) -> tuple[list[str], int]:
+def check_sampling(
+    *,
+    prompt: str,
+    temperature: float | None,
+    top_p: float | None,
+    max_new_tokens: int | None,
+    stop: Any,
+    top_n: Any,
+    seed: Any,
+    max_stop_sequences: int,
+    max_top_n_tokens: int,
+) -> tuple[list[str], int]:
     """Check a generation's settings as TGI does, before any token is counted; return ``(stop, top_n)`` normalised."""
     if not prompt:
         raise ValidationError("`inputs` cannot be empty")

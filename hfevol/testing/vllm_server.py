@@ -62,7 +62,16 @@ class VLLMTestServer(TGITestServer):
 
     def model_card(self) -> dict[str, Any]:
         model = self.engine.model_id
-        return {"id": model, "object": "model", "created": 0, "owned_by": "vllm", "root": model, "parent": None, "max_model_len": self.max_model_len, "permission": []}
+        return {
+            "id": model,
+            "object": "model",
+            "created": 0,
+            "owned_by": "vllm",
+            "root": model,
+            "parent": None,
+            "max_model_len": self.max_model_len,
+            "permission": [],
+        }
 
     def handle_get(self, route: str) -> tuple[int, Any]:
         if route == "/health":
@@ -114,7 +123,9 @@ class VLLMTestServer(TGITestServer):
         elif isinstance(prompt, list) and prompt and all(_is_int(t) and t >= 0 for t in prompt):
             ids, text = list(prompt), self.engine.decode(prompt)
         else:
-            raise ValidationError("`prompt` must be a non-empty string or a non-empty list of token ids (integers >= 0); this server takes one prompt per request", "prompt")
+            raise ValidationError(
+                "`prompt` must be a non-empty string or a non-empty list of token ids (integers >= 0); this server takes one prompt per request", "prompt"
+            )
         unknown = next((t for t in ids if t >= self.engine.vocab_size), None)
         if unknown is not None:
             raise ValidationError(f"token id {unknown} is outside the vocabulary of {self.engine.vocab_size} tokens", "prompt")
@@ -149,7 +160,11 @@ class VLLMTestServer(TGITestServer):
         }
         out = self._openai_envelope("text_completion", choice, gen)
         generated = len(gen.tokens)
-        out.update(id=f"cmpl-{time.monotonic_ns():x}", system_fingerprint=None, usage={"prompt_tokens": len(ids), "completion_tokens": generated, "total_tokens": len(ids) + generated})
+        out.update(
+            id=f"cmpl-{time.monotonic_ns():x}",
+            system_fingerprint=None,
+            usage={"prompt_tokens": len(ids), "completion_tokens": generated, "total_tokens": len(ids) + generated},
+        )
         return out
 
     def _run(self, prompt: str, *, max_new_tokens: int | None, **kwargs: Any) -> Any:
