@@ -52,13 +52,18 @@ class ShardSpec:
                               hint="shards are numbered from 0, as in a Slurm array --array=0-(N-1).")  # fmt: skip
 
     @property
+    def shards(self) -> int:
+        """How many shards the job has (1 for an unsharded run)."""
+        return self.count or 1
+
+    @property
     def sharded(self) -> bool:
         """A shard of a job (``--num-shards`` given), as opposed to an unsharded run."""
         return not getattr(self, "_whole", False)
 
     def bounds(self, total: int) -> tuple[int, int]:
         """``[start, stop)`` of this shard among ``total`` rows: contiguous, the first ``total % count`` shards one row longer."""
-        size, extra = divmod(total, self.count)
+        size, extra = divmod(total, self.shards)
         start = self.index * size + min(self.index, extra)
         return start, start + size + (1 if self.index < extra else 0)
 
@@ -72,7 +77,7 @@ class ShardSpec:
     def entry(self, total: int) -> dict[str, int]:
         """The record's ``shard`` entry (also the completion marker's content)."""
         start, stop = self.bounds(total)
-        return {"num_shards": self.count, "shard_index": self.index, "start": start, "stop": stop, "total_rows": total}
+        return {"num_shards": self.shards, "shard_index": self.index, "start": start, "stop": stop, "total_rows": total}
 
 
 def add_shard_options(parser: argparse.ArgumentParser) -> None:
@@ -86,9 +91,9 @@ def add_shard_options(parser: argparse.ArgumentParser) -> None:
 def spec_from(args: argparse.Namespace) -> ShardSpec:
     """The shard the options name; with N > 1 shards, ``--max-in-flight`` (per endpoint, for the whole job) is divided by N."""
     spec = ShardSpec(getattr(args, "num_shards", None), getattr(args, "shard_index", 0))
-    if spec.count > 1 and getattr(args, "max_in_flight", None):
+    if spec.shards > 1 and getattr(args, "max_in_flight", None):
         per_job = int(args.max_in_flight)
-        args.max_in_flight = max(1, per_job // spec.count)
+        args.max_in_flight = max(1, per_job // spec.shards)
         args.max_in_flight_per_job = per_job
     return spec
 

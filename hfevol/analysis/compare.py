@@ -198,9 +198,8 @@ def _ic_ifd_plot(summaries: Mapping[str, dict[int, dict[str, Any]]], path: Path)
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
     try:
         for name, s in summaries.items():
-            points = [
-                (r, _stat(e, "ic_ifd", "median"), _stat(e, "ic_ifd", "q1"), _stat(e, "ic_ifd", "q3")) for r, e in s.items() if _stat(e, "ic_ifd") is not None
-            ]
+            quartiles = [(r, _stat(e, "ic_ifd", "median"), _stat(e, "ic_ifd", "q1"), _stat(e, "ic_ifd", "q3")) for r, e in s.items()]
+            points = [(r, m, q1, q3) for r, m, q1, q3 in quartiles if m is not None and q1 is not None and q3 is not None]
             xs, means = [p[0] for p in points], [p[1] for p in points]
             errors = [[m - q1 for _, m, q1, _ in points], [q3 - m for _, m, _, q3 in points]]
             ax.errorbar(xs, means, yerr=errors, marker="o", capsize=3, label=name)

@@ -88,8 +88,9 @@ class Embedder:
         return "cuda" if torch.cuda.is_available() else "cpu"
 
     def _load(self) -> Any:
-        if getattr(self, "_loaded", None) is not None:
-            return self._loaded
+        loaded: Any = getattr(self, "_loaded", None)
+        if loaded is not None:
+            return loaded
         st = _sentence_transformers()
         if self.model == "auto":
             try:

@@ -175,7 +175,7 @@ class TokenOutput:
     prompt_tokens: int
     logits: list[Any] | None = None
     """With ``output_logits``: the raw next-token logits (one vocabulary-sized tensor) that chose each of ``ids``."""
-    top1: list[float] | None = None
+    top1: tuple[float, ...] | None = None
     """With ``top1``: the largest probability of the raw next-token distribution at each of ``ids``."""
 
 

@@ -77,6 +77,7 @@ def _column_evolver(seeds: Any, column: str) -> Any:
 
 def _evolve(spec: Any, seeds: Any, args: argparse.Namespace, out: Path) -> tuple[Any, dict[str, Any]]:
     from ..backends.base import SamplingParams
+    from ..backends.endpoint import EndpointBackend
     from ..cache import CachedBackend
     from ..car.generators import backend_for, sampling_for
     from ..evolution import ALL_OPERATIONS, BREADTH_OPERATION, Elimination, EvolInstruct
@@ -85,7 +86,7 @@ def _evolve(spec: Any, seeds: Any, args: argparse.Namespace, out: Path) -> tuple
     if spec.kind == "column":
         return _column_evolver(seeds, spec.target), {"stage": "column", "column": spec.target}
     backend = backend_for(spec, batch_size=args.batch_size)
-    if spec.kind == "endpoint":
+    if isinstance(backend, EndpointBackend):
         backend.check()  # unreachable or wrong server: one line, before any row
     backend = CachedBackend(backend, str(out / CACHE_FILE))
     sampling = sampling_for(spec, SamplingParams(temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens))
@@ -126,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
     from .. import __version__
     from ..analysis import compare
     from ..analysis.analyze import analyze, round_summary
+    from ..backends.endpoint import EndpointBackend
     from ..cache import CachedBackend
     from ..car.generators import backend_for, parse_generator
     from ..io import round_configs, write_output
@@ -142,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         if spec.kind == "column":
             raise ConfigError(f"--responder {args.responder!r} must be a model or an endpoint, not a column")
         backend = backend_for(spec, batch_size=args.batch_size)
-        if spec.kind == "endpoint":
+        if isinstance(backend, EndpointBackend):
             backend.check()
         responder = (spec, CachedBackend(backend, str(out / CACHE_FILE)))
         from ..scoring import Score

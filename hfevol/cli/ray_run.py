@@ -116,4 +116,4 @@ def _on_ray(args: argparse.Namespace, argvs: dict[int, list[str]]) -> dict[int, 
             raise ConfigError(f"--task-resources {args.task_resources!r} is not JSON: {exc}") from None
     task = ray.remote(max_retries=0)(_run_shard).options(**options)
     refs = {i: task.remote(argv) for i, argv in argvs.items()}
-    return {i: tuple(ray.get(ref)) for i, ref in refs.items()}  # type: ignore[misc]
+    return {i: tuple(ray.get(ref)) for i, ref in refs.items()}

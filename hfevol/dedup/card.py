@@ -36,16 +36,16 @@ def flag_sections(run: "RunRecord") -> dict[str, list[dict[str, Any]]]:
         elif stage.get("stage") == "decontaminate":
             ngram = stage.get("ngram") or {}
             semantic = stage.get("semantic") or None
-            how = f"word {ngram.get('n')}-gram overlap of prompts ({stage.get('text')})"
+            text = f"word {ngram.get('n')}-gram overlap of prompts ({stage.get('text')})"
             if ngram.get("min_overlap"):
-                how += f", shared share >= {ngram['min_overlap']}"
+                text += f", shared share >= {ngram['min_overlap']}"
             if semantic:
-                how += f"; embeddings ({(semantic.get('embedder') or {}).get('model', '-')}), cosine >= {semantic.get('threshold')}"
+                text += f"; embeddings ({(semantic.get('embedder') or {}).get('model', '-')}), cosine >= {semantic.get('threshold')}"
             contamination.append(
                 {
                     "rows": stage.get("rows"),
                     "flagged": stage.get("flagged"),
-                    "how": how,
+                    "how": text,
                     "benchmarks": [{**b, "source": _shown(b.get("source"))} for b in stage.get("benchmarks") or []],
                 }
             )

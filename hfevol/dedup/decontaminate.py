@@ -199,7 +199,7 @@ def _columns(
          "flagged_ngram": counts[(b, "ngram")], "flagged_semantic": counts[(b, "semantic")], "flagged": counts[(b, "ngram")] + counts[(b, "semantic")]}
         for b, bench_ in enumerate(benchmarks)
     ]  # fmt: skip
-    columns = [
+    columns: list[tuple[str, list[Any], Any]] = [
         ("contam_flag", [m is not None for m in method], Value("bool")),
         ("contam_method", method, Value("string")),
         ("contam_benchmark", bench, Value("string")),

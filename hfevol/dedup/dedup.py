@@ -269,10 +269,10 @@ def _columns(ds: Any, n: int, clusters: _Clusters, best: dict[int, tuple[int, fl
         else:
             reason_col[i] = f"semantic duplicate of {where}: cosine {similarity:.3f}"
         if roots[i] != other:
-            reason_col[i] += f"; cluster of row {roots[i]}"
+            reason_col[i] = f"{reason_col[i]}; cluster of row {roots[i]}"
     counts["clusters"] = len(sizes)
     counts["kept"] = len(sizes)
-    columns = [
+    columns: list[tuple[str, list[Any], Any]] = [
         ("dup_cluster", roots, Value("int64")),
         ("dup_cluster_size", [sizes[r] for r in roots], Value("int64")),
         ("dup_keep", [roots[i] == i for i in range(n)], Value("bool")),
