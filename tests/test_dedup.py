@@ -126,3 +126,12 @@ def test_options_outside_their_range_are_refused(kwargs: dict, message: str) -> 
 def test_a_missing_prompt_column_is_named() -> None:
     with pytest.raises(MissingColumnError, match="'prompt'"):
         dedup(datasets.Dataset.from_dict({"text": ["x"]}), instruction_column="prompt")
+
+
+def test_rows_without_text_are_nobodys_duplicates():
+    """An instruction that is None or empty (an eliminated evolution) has nothing to compare: no cluster with other such rows."""
+    ds = datasets.Dataset.from_dict({"instruction": [None, "", "Sort a list.", None, "sort a LIST!"], "input": [""] * 5})
+    flagged, stage = dedup(ds)
+    assert flagged["dup_keep"] == [True, True, True, True, False]
+    assert flagged["dup_kind"] == [None, None, None, None, "exact"]
+    assert len(set(flagged["dup_cluster"])) == 4 and stage["flagged"]["exact"] == 1

@@ -157,7 +157,8 @@ def _density_plot(datasets: Mapping[str, Any], column: str, label: str, path: Pa
             ax.set_title(f"round {r}", fontsize=10)
             ax.set_xlabel(label)
             ax.set_ylabel("density")
-            ax.legend(fontsize=8)
+            if ax.get_legend_handles_labels()[0]:  # a round where no evolver has values draws no legend
+                ax.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(path)
     finally:
@@ -183,7 +184,8 @@ def _difficulty_plot(summaries: Mapping[str, dict[int, dict[str, Any]]], path: P
             ax.set_xticks(range(len(LEVELS)), [level.replace(" ", "\n") for level in LEVELS], fontsize=8)
             ax.set_ylabel("% of ok rows")
             ax.set_title(f"round {r}", fontsize=10)
-            ax.legend(fontsize=8)
+            if ax.get_legend_handles_labels()[0]:  # a round where no evolver has values draws no legend
+                ax.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(path)
     finally:
@@ -206,7 +208,8 @@ def _ic_ifd_plot(summaries: Mapping[str, dict[int, dict[str, Any]]], path: Path)
         ax.set_xlabel("round")
         ax.set_ylabel("IC-IFD (median, bars: quartiles)")
         ax.set_xticks(sorted({r for s in summaries.values() for r in s}))
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:  # a round where no evolver has values draws no legend
+            ax.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(path)
     finally:

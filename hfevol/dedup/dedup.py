@@ -165,6 +165,9 @@ def dedup(
     seen: dict[str, int] = {}
     for i in order.tolist():
         h = hashes[i]
+        if not h:  # no text (an instruction that is None or empty): nothing to compare, so no one's duplicate
+            heads.append(i)
+            continue
         if h in seen:
             link(seen[h], i, 0, 1.0)
         else:
@@ -181,6 +184,7 @@ def dedup(
         near = len(a)
     semantic: dict[str, Any] | None = None
     if embed is not None:
+        heads = [i for i in heads if hashes[i]]
         texts = prompts(ds.select(heads), instruction_column, input_column)
         vectors = embed_all(embed, texts)
         match, cosine = best_earlier(vectors, semantic_threshold, block=block)
