@@ -2,7 +2,11 @@
 
 :class:`MeteredBackend` wraps a stage's backend (outside the request cache) and counts the
 prompt and completion tokens of every answer, as the server reports them (``usage`` /
-``details``; an answer without them is counted as ``unknown``). With ``budget_tokens`` it
+``details``). A count the server did not give is made with a tokenizer when one is at hand
+(``--tokenizer``, the local model's, or the endpoint's chat-template tokenizer: never a
+model's weights), loaded on the first answer that needs it; the tokens entry says which
+counts came from the server and which from the tokenizer. An answer still without counts is
+``unknown``. With ``budget_tokens`` it
 stops sending once that many tokens are used: every later request that the request cache
 cannot answer comes back *not sent* (status ``not_sent``, with the reason), is not cached,
 and is sent by the same command run again with a larger budget. The budget counts answers
@@ -17,14 +21,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .backends.base import Backend, GenerationRequest, GenerationResult
-from .errors import ConfigError
+from .errors import ConfigError, HfevolError
 from .status import NOT_SENT_PREFIX
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -36,6 +44,9 @@ class MeteredBackend(Backend):
     in_flight: int | None = None
     """With a budget: requests past the budget check and not yet answered (the endpoint's whole in-flight limit), so a
     run passes its budget by at most this many answers."""
+    tokenizer: Callable[[], tuple[Any, str] | None] | None = None
+    """Finds the tokenizer (and its name) that counts what the server did not; called once, on the first answer
+    without counts."""
     kind = "metered"
 
     def __post_init__(self) -> None:
@@ -45,7 +56,19 @@ class MeteredBackend(Backend):
     def _state(self) -> dict[str, int]:
         if getattr(self, "_counts", None) is None:
             self._counts = {"requests": 0, "prompt": 0, "completion": 0, "unknown": 0, "not_sent": 0}
+            self._by_tokenizer = {"prompt": 0, "completion": 0}
         return self._counts
+
+    def _fallback(self) -> tuple[Any, str] | None:
+        """The tokenizer for the counts the server did not give (found once; None when there is none)."""
+        if not hasattr(self, "_found"):
+            self._found: tuple[Any, str] | None = None
+            if self.tokenizer is not None:
+                try:
+                    self._found = self.tokenizer()
+                except HfevolError as exc:  # counting tokens never stops a run: the answers stay unknown
+                    logger.warning("token counts without usage stay unknown: %s", str(exc).splitlines()[0])
+        return self._found
 
     @property
     def used(self) -> int:
@@ -58,9 +81,14 @@ class MeteredBackend(Backend):
         """The request cache's hits, when the wrapped backend has a cache."""
         return getattr(self.backend, "hits", None)
 
-    def tokens(self) -> dict[str, int]:
-        """The counts for the summary and the run record: requests, prompt, completion, unknown, not_sent (and budget)."""
-        out = dict(self._state())
+    def tokens(self) -> dict[str, Any]:
+        """The counts for the summary and the run record: requests, prompt, completion, unknown, not_sent (and budget),
+        and ``counted_by``: the prompt and completion tokens the server reported and those the tokenizer counted."""
+        out: dict[str, Any] = dict(self._state())
+        mine = dict(self._by_tokenizer)
+        server = {"prompt": out["prompt"] - mine["prompt"], "completion": out["completion"] - mine["completion"]}
+        found = self._fallback() if any(mine.values()) else None
+        out["counted_by"] = {"server": server, "tokenizer": {**mine, **({"name": found[1]} if found else {})}}
         return {**out, "budget": self.budget_tokens} if self.budget_tokens is not None else out
 
     def describe(self) -> dict[str, Any]:
@@ -88,31 +116,41 @@ class MeteredBackend(Backend):
         return GenerationResult.failure(f"{NOT_SENT_PREFIX}the token budget of {self.budget_tokens} was used ({self.used} tokens); "
                                         "run the same command with a larger --budget-tokens to send it")  # fmt: skip
 
-    def _count(self, result: GenerationResult) -> GenerationResult:
+    def _count(self, request: GenerationRequest, result: GenerationResult) -> GenerationResult:
         s = self._state()
         if result.ok:
             s["requests"] += 1
-            if result.prompt_tokens is None or result.completion_tokens is None:
+            prompt, completion = result.prompt_tokens, result.completion_tokens
+            found = self._fallback() if prompt is None or completion is None else None
+            if found is not None:
+                if prompt is None:
+                    prompt = prompt_tokens(found[0], request)
+                    self._by_tokenizer["prompt"] += prompt
+                if completion is None:
+                    completion = len(found[0](result.text or "", add_special_tokens=False).input_ids)
+                    self._by_tokenizer["completion"] += completion
+            if prompt is None or completion is None:
                 s["unknown"] += 1
-            s["prompt"] += result.prompt_tokens or 0
-            s["completion"] += result.completion_tokens or 0
+            s["prompt"] += prompt or 0
+            s["completion"] += completion or 0
         return result
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        requests = list(requests)
         if not self._spent():
-            return [self._count(r) for r in self.backend.generate(list(requests))]
-        return [self._count(hit) if (hit := self._from_cache(r)) is not None else self._not_sent() for r in requests]
+            return [self._count(q, r) for q, r in zip(requests, self.backend.generate(requests))]
+        return [self._count(r, hit) if (hit := self._from_cache(r)) is not None else self._not_sent() for r in requests]
 
     async def agenerate(self, request: GenerationRequest) -> GenerationResult:
         if self.budget_tokens is None:
-            return self._count(await self.backend.agenerate(request))
+            return self._count(request, await self.backend.agenerate(request))
         hit = self._from_cache(request)  # answers in the cache are read whatever the budget
         if hit is not None:
-            return self._count(hit)
+            return self._count(request, hit)
         async with self._gate():  # the budget is checked when the request is about to be sent, not when it is queued
             if self._spent():
                 return self._not_sent()
-            return self._count(await self.backend.agenerate(request))
+            return self._count(request, await self.backend.agenerate(request))
 
     def _gate(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
@@ -149,7 +187,7 @@ def metered(backend: Backend, args: argparse.Namespace) -> MeteredBackend:
     in_flight = getattr(args, "max_in_flight", None)
     urls = getattr(args, "endpoint", None)
     budget = getattr(args, "budget_tokens", None)
-    return MeteredBackend(backend, budget, in_flight * len(urls) if budget and in_flight and urls else None)
+    return MeteredBackend(backend, budget, in_flight * len(urls) if budget and in_flight and urls else None, tokenizer=lambda: find_tokenizer(args, backend))
 
 
 class NoSend(Backend):
@@ -164,9 +202,9 @@ class NoSend(Backend):
         raise AssertionError("a dry run sends nothing")
 
 
-def token_counter(args: argparse.Namespace) -> tuple[Callable[[GenerationRequest], int], str]:
-    """A prompt-token counter and its name: the ``--tokenizer`` (or the local ``--model``) with its chat template,
-    else an estimate of four characters a token (the server's own tokenizer is not asked: a dry run sends nothing)."""
+def find_tokenizer(args: argparse.Namespace, backend: Backend | None = None) -> tuple[Any, str] | None:
+    """The tokenizer that counts tokens here, and its name: the ``--tokenizer`` (or the local ``--model``'s), else
+    the chat-template tokenizer the endpoint behind ``backend`` has loaded; None without one. No weights are loaded."""
     name = getattr(args, "tokenizer", None) or (None if getattr(args, "endpoint", None) else getattr(args, "model", None))
     if name:
         from .extras import available
@@ -174,10 +212,33 @@ def token_counter(args: argparse.Namespace) -> tuple[Callable[[GenerationRequest
         if available("tokenizer"):
             from .models.loading import load_tokenizer
 
-            tok = load_tokenizer(name)
-            if getattr(tok, "chat_template", None):
-                return (lambda r: len(tok.apply_chat_template(r.as_messages(), tokenize=True, add_generation_prompt=True))), f"tokenizer {name}"
-            return (lambda r: sum(len(tok.encode(c)) for _, c in r.messages)), f"tokenizer {name}, without a chat template"
+            return load_tokenizer(name), f"tokenizer {Path(name).name if _is_path(name) else name}"  # no local path in a record
+    from .transform import endpoint_behind
+
+    endpoint = endpoint_behind(backend)
+    template = getattr(endpoint, "_template", None)
+    return (template, f"tokenizer {endpoint.tokenizer or 'of the served model'}") if endpoint is not None and template is not None else None
+
+
+def _is_path(name: str) -> bool:
+    return "/" in name and Path(name).expanduser().exists()
+
+
+def prompt_tokens(tok: Any, request: GenerationRequest) -> int:
+    """The prompt tokens of ``request`` by ``tok``: its chat template rendered, else the message texts."""
+    if getattr(tok, "chat_template", None):
+        text = tok.apply_chat_template(request.as_messages(), tokenize=False, add_generation_prompt=True)
+        return len(tok(text, add_special_tokens=False).input_ids)
+    return sum(len(tok(c, add_special_tokens=False).input_ids) for _, c in request.messages)
+
+
+def token_counter(args: argparse.Namespace) -> tuple[Callable[[GenerationRequest], int], str]:
+    """A prompt-token counter and its name: the ``--tokenizer`` (or the local ``--model``) with its chat template,
+    else an estimate of four characters a token (the server's own tokenizer is not asked: a dry run sends nothing)."""
+    found = find_tokenizer(args)
+    if found is not None:
+        tok, name = found
+        return (lambda r: prompt_tokens(tok, r)), name if getattr(tok, "chat_template", None) else f"{name}, without a chat template"
     return (lambda r: math.ceil(sum(len(c) for _, c in r.messages) / 4)), "estimated at 4 characters a token"
 
 
@@ -239,7 +300,13 @@ def print_tokens(backend: Backend) -> None:
         return
     t = backend.tokens()
     unknown = f", {t['unknown']} answer(s) without usage" if t["unknown"] else ""
-    print(f"\n   tokens: {t['prompt']} prompt + {t['completion']} completion over {t['requests']} answer(s){unknown}")
+    mine = t["counted_by"]["tokenizer"]
+    counted = (
+        f" ({mine['prompt']} prompt + {mine['completion']} completion counted by {mine.get('name', 'a tokenizer')})"
+        if mine["prompt"] or mine["completion"]
+        else ""
+    )
+    print(f"\n   tokens: {t['prompt']} prompt + {t['completion']} completion over {t['requests']} answer(s){unknown}{counted}")
     if t["not_sent"]:
         print(f"   {t['not_sent']} request(s) not sent: the budget of {t['budget']} tokens was used; "
               "run the same command with a larger --budget-tokens to send them (answers so far come from the cache)")  # fmt: skip

@@ -118,3 +118,77 @@ def test_respond_budget_marks_rows_not_sent_and_resumes(tmp_path):
     assert len(second) == 11 and first[0].prompt_key not in {r.prompt_key for r in second}
     table = pq.read_table(tmp_path / "a" / "data" / "train.parquet").to_pylist()
     assert {r["output_status"] for r in table} == {"ok"}
+
+
+class _NoUsageServer(TGITestServer):
+    """The echo TGI server with its OpenAI routes answering without ``usage``; it keeps every answer's text."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.answers: list[str] = []
+
+    def _openai_envelope(self, kind, choice, gen):
+        out = super()._openai_envelope(kind, choice, gen)
+        del out["usage"]
+        self.answers.append(gen.text)
+        return out
+
+
+def _char_tokens(text: str) -> int:
+    """Tokens of ``text`` by the tiny character tokenizer, by construction: one a character, one a special token."""
+    from _tiny_lm import SPECIALS
+
+    return len(re.sub("|".join(re.escape(s) for s in SPECIALS), "x", text))
+
+
+def _respond(url: str, seeds: Path, out: Path, *extra: str) -> int:
+    return main(["respond", "--dataset", str(seeds), "--out", str(out), "--endpoint", url, "--max-new-tokens", "32", "--no-cache", *extra])
+
+
+def test_answers_without_usage_are_counted_with_the_tokenizer(tmp_path, tiny_lm_dir, capsys):
+    from _tiny_lm import CHAT_TEMPLATE
+    from jinja2 import Template
+
+    seeds = _seeds(tmp_path, 5)
+    with _NoUsageServer() as srv:
+        assert _respond(srv.url, seeds, tmp_path / "out", "--tokenizer", tiny_lm_dir) == 0
+        bodies = [r.body for r in srv.generations()]
+        answers = list(srv.answers)
+        assert _respond(srv.url, seeds, tmp_path / "bare") == 0  # no tokenizer at hand: unknown
+    assert len(bodies) == len(answers) == 5
+    rendered = [Template(CHAT_TEMPLATE).render(messages=b["messages"], add_generation_prompt=True) for b in bodies]
+    prompt, completion = sum(map(_char_tokens, rendered)), sum(map(_char_tokens, answers))
+    tokens = RunRecord.read(tmp_path / "out").extras["tokens"]["respond"]
+    assert (tokens["requests"], tokens["unknown"], tokens["prompt"], tokens["completion"]) == (5, 0, prompt, completion)
+    name = f"tokenizer {Path(tiny_lm_dir).name}"  # the folder's name, not its path
+    assert tokens["counted_by"] == {"server": {"prompt": 0, "completion": 0}, "tokenizer": {"prompt": prompt, "completion": completion, "name": name}}
+    assert f"({prompt} prompt + {completion} completion counted by {name})" in capsys.readouterr().out
+    bare = RunRecord.read(tmp_path / "bare").extras["tokens"]["respond"]
+    assert (bare["requests"], bare["unknown"], bare["prompt"], bare["completion"]) == (5, 5, 0, 0)
+
+
+def test_the_generate_route_counts_completions_from_details_and_prompts_with_the_tokenizer(tmp_path, tiny_lm_dir):
+    seeds = _seeds(tmp_path, 4)
+    with TGITestServer() as srv:
+        assert _respond(srv.url, seeds, tmp_path / "out", "--endpoint-route", "generate", "--tokenizer", tiny_lm_dir) == 0
+        bodies = [r.body for r in srv.generations()]
+    prompt = sum(_char_tokens(b["inputs"]) for b in bodies)  # the prompt this client rendered and sent
+    table = pq.read_table(tmp_path / "out" / "data" / "train.parquet").to_pylist()
+    completion = sum(len(r["output"].split()) for r in table)  # the echo model's tokens are words
+    tokens = RunRecord.read(tmp_path / "out").extras["tokens"]["respond"]
+    assert (tokens["unknown"], tokens["prompt"], tokens["completion"]) == (0, prompt, completion)
+    assert tokens["counted_by"]["server"] == {"prompt": 0, "completion": completion}
+    assert tokens["counted_by"]["tokenizer"]["prompt"] == prompt and tokens["counted_by"]["tokenizer"]["completion"] == 0
+
+
+def test_a_published_card_shows_the_token_counts_of_the_record(tmp_path):
+    seeds = _seeds(tmp_path, 4)
+    with TGITestServer() as srv:
+        assert _evolve(srv.url, seeds, tmp_path / "out", "--rounds", "2") == 0
+        served = len(srv.generations())
+    tokens = RunRecord.read(tmp_path / "out").extras["tokens"]["evolve"]
+    assert tokens["requests"] == served == 8 and tokens["prompt"] > 0 and tokens["completion"] > 0
+    assert main(["publish", str(tmp_path / "out"), "--version", "v1", "--local-dir", str(tmp_path / "release")]) == 0
+    card = (tmp_path / "release" / "README.md").read_text()
+    line = next(line for line in card.splitlines() if line.startswith("Tokens the generation commands used"))
+    assert f"`evolve` {tokens['prompt']} prompt + {tokens['completion']} completion over 8 answers" in line
