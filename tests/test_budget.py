@@ -154,7 +154,11 @@ def test_answers_without_usage_are_counted_with_the_tokenizer(tmp_path, tiny_lm_
         assert _respond(srv.url, seeds, tmp_path / "out", "--tokenizer", tiny_lm_dir) == 0
         bodies = [r.body for r in srv.generations()]
         answers = list(srv.answers)
+        printed = capsys.readouterr().out
         assert _respond(srv.url, seeds, tmp_path / "bare") == 0  # no tokenizer at hand: unknown
+        capsys.readouterr()
+        assert _respond(srv.url, seeds, tmp_path / "dry", "--tokenizer", tiny_lm_dir, "--dry-run") == 0
+        dry = capsys.readouterr().out
     assert len(bodies) == len(answers) == 5
     rendered = [Template(CHAT_TEMPLATE).render(messages=b["messages"], add_generation_prompt=True) for b in bodies]
     prompt, completion = sum(map(_char_tokens, rendered)), sum(map(_char_tokens, answers))
@@ -162,7 +166,8 @@ def test_answers_without_usage_are_counted_with_the_tokenizer(tmp_path, tiny_lm_
     assert (tokens["requests"], tokens["unknown"], tokens["prompt"], tokens["completion"]) == (5, 0, prompt, completion)
     name = f"tokenizer {Path(tiny_lm_dir).name}"  # the folder's name, not its path
     assert tokens["counted_by"] == {"server": {"prompt": 0, "completion": 0}, "tokenizer": {"prompt": prompt, "completion": completion, "name": name}}
-    assert f"({prompt} prompt + {completion} completion counted by {name})" in capsys.readouterr().out
+    assert f"({prompt} prompt + {completion} completion counted by {name})" in printed
+    assert _number(dry, "prompt tokens") == prompt  # the dry run counts the same prompts with the same tokenizer
     bare = RunRecord.read(tmp_path / "bare").extras["tokens"]["respond"]
     assert (bare["requests"], bare["unknown"], bare["prompt"], bare["completion"]) == (5, 5, 0, 0)
 
