@@ -9,6 +9,7 @@ produces (context overflow, a crash mid-run): test_vllm_real_faults.py.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,56 @@ def test_car_generation_through_vllm(vllm_server, tmp_path, capsys, embedded):
     responses = [json.loads(line) for line in (out / "responses.jsonl").read_text().splitlines()]
     assert len(responses) == 3 and all(r["vllm"] and r["vllm_status"] in ("ok", "truncated") for r in responses)
     assert json.loads(responses[0]["vllm_responder"])["backend"]["served_model"] == vllm_server.model
+
+
+def test_top1_from_vllm_agrees_with_local_generation_on_greedy_rows(vllm_server):
+    """Issue 14: ``record_top1`` through vLLM (both routes) against the local model, same float32 weights, greedy.
+
+    The server reports raw log-probabilities (before any processing) and the local
+    recorder reads the raw logits, so on a row whose generated text is the same the two
+    sides measure the same distributions; only float32 rounding in two different kernels
+    (vLLM's CPU attention and matmuls against torch's) separates them. The scoring tests
+    find losses within 1e-4 relative for the same reason; a top-1 probability is exp of a
+    log-probability, so an error of d in the log-probability is a relative error of about
+    d in the probability, and a mean of such values keeps that bound. Measured: 3e-6 at most
+    (4 rows, both routes, 16 tokens each); 1e-4 relative, the scoring tests' bound, leaves a
+    thirtyfold margin and still fails on any real mismatch (a processed distribution, a
+    position shifted by one, a different template), all of which move the means by percents.
+    """
+    from datasets import Dataset
+
+    from hfevol.backends.local import TransformersBackend
+    from hfevol.evolution import EvolInstruct
+
+    greedy = SamplingParams(temperature=0, top_p=1.0, max_new_tokens=16)
+    rows = [{"instruction": text} for text in ("Explain why the sea is salty.", "Write a short story about a robot who learns to paint.", "Describe how a bicycle works.", "List two uses of copper and explain each one.")]
+
+    def evolve(backend, mapper):
+        evolver = EvolInstruct(backend=backend, sampling=greedy, record_top1=True)
+        ds = Dataset.from_list(rows)
+        return ds.map(mapper(evolver), batched=True, with_indices=True, features=evolver.features_for(ds)).to_list()
+
+    # batch_size 1: no left padding, so the local side runs each prompt exactly as the server does
+    local = evolve(TransformersBackend(model="embedded", batch_size=1, dtype="float32", device="cpu"), lambda e: e)
+    assert all(r["top1_positions"] for r in local)
+    worst, compared = 0.0, 0
+    for route, tokenizer in ROUTES:
+        served = evolve(_backend(vllm_server, route, tokenizer, max_in_flight=4), lambda e: e.acall)
+        same = [(a, b) for a, b in zip(local, served) if a["evolved_instruction"] == b["evolved_instruction"] and a["evol_status"] == b["evol_status"]]
+        assert len(same) >= len(rows) - 1, (route, [(a["evolved_instruction"], b["evolved_instruction"]) for a, b in zip(local, served)])
+        for a, b in same:
+            # top1_mean_all only on rows cut at max_new_tokens: on a row that ends with the end-of-sequence
+            # token vLLM also reports that step (one position more) while the local recorder leaves it out
+            columns = ("top1_mean_k", "top1_mean_all") if a["evol_status"] == "truncated" else ("top1_mean_k",)
+            if a["evol_status"] == "truncated":
+                assert a["top1_positions"] == b["top1_positions"] == 16, (route, a["evolved_instruction"])
+            else:
+                print(f"top1 {route}: a row ended by end-of-sequence: {a['top1_positions']} positions locally, {b['top1_positions']} from vLLM")
+            compared += len(columns)
+            for column in columns:
+                assert 0 < a[column] <= 1 and 0 < b[column] <= 1
+                assert math.isclose(a[column], b[column], rel_tol=1e-4), (route, column, a[column], b[column])
+                worst = max(worst, abs(a[column] - b[column]) / a[column])
+        print(f"top1 {route}: {len(same)}/{len(rows)} rows with the same text")
+    assert compared >= 8  # most rows run to the limit: long rewrites of long instructions
+    print(f"top1: largest relative difference local vs vLLM {worst:.2e} over {compared} values")
