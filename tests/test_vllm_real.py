@@ -156,7 +156,15 @@ def test_top1_from_vllm_agrees_with_local_generation_on_greedy_rows(vllm_server)
     from hfevol.evolution import EvolInstruct
 
     greedy = SamplingParams(temperature=0, top_p=1.0, max_new_tokens=16)
-    rows = [{"instruction": text} for text in ("Explain why the sea is salty.", "Write a short story about a robot who learns to paint.", "Describe how a bicycle works.", "List two uses of copper and explain each one.")]
+    rows = [
+        {"instruction": text}
+        for text in (
+            "Explain why the sea is salty.",
+            "Write a short story about a robot who learns to paint.",
+            "Describe how a bicycle works.",
+            "List two uses of copper and explain each one.",
+        )
+    ]
 
     def evolve(backend, mapper):
         evolver = EvolInstruct(backend=backend, sampling=greedy, record_top1=True)
