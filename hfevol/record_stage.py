@@ -66,9 +66,10 @@ class BackendInfo:
         """From a ``describe()`` dict (or an old record's ``backend``/``model`` entry)."""
         kind = desc.get("kind") or desc.get("backend") or "none"
         details = {k: _public(desc[k]) for k in _BACKEND_DETAILS if desc.get(k) is not None}
-        details.update(desc.get("details") or {})
+        details.update(_public(desc.get("details") or {}))
+        served = _public(served_model if served_model is not None else desc.get("served_model"))  # vLLM names a model by its folder's path
         return cls(kind=str(kind), model=_opt_str(_public(model if model is not None else desc.get("model"))), revision=_opt_str(desc.get("revision")),
-                   served_model=_opt_str(served_model if served_model is not None else desc.get("served_model")), details=details)  # fmt: skip
+                   served_model=_opt_str(served), details=details)  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
         out = {"kind": self.kind, "model": self.model, "revision": self.revision, "served_model": self.served_model}
@@ -80,7 +81,12 @@ def _opt_str(value: Any) -> str | None:
 
 
 def _public(value: Any) -> Any:
-    """A local model or tokenizer folder by its name only: a record never holds an absolute local path."""
+    """A local model or tokenizer folder by its name only, also inside mappings and lists: a record never
+    holds an absolute local path."""
+    if isinstance(value, Mapping):
+        return {k: _public(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_public(v) for v in value]
     return Path(value).name if isinstance(value, str) and os.path.isabs(value) else value
 
 

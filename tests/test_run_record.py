@@ -192,3 +192,14 @@ def test_the_chain_on_the_embedded_model_names_every_stage_and_its_model(tmp_pat
     for n, stage in enumerate(["evol_instruct", "respond", "score"], 1):
         assert any(line.startswith(f"| {n} | {stage} | `{model}`") for line in card.splitlines()), stage
     assert "hfevol built-in seed sample" in card
+
+
+def test_a_served_model_named_by_its_local_path_is_recorded_by_its_folder_name():
+    """vLLM reports the --model it was started with, often an absolute local path; a record never holds one."""
+    from hfevol.record import BackendInfo
+
+    where = "/home/someone/models/smollm2-135m"
+    served = {"kind": "openai", "urls": ["http://127.0.0.1:8000"], "model": where, "details": {"server": {"root": where, "max_model_len": 1024}}}
+    info = BackendInfo.from_description(served, served_model=where).to_json()
+    assert "/home/someone" not in json.dumps(info)
+    assert info["served_model"] == "smollm2-135m" and info["details"]["server"] == {"root": "smollm2-135m", "max_model_len": 1024}

@@ -92,7 +92,7 @@ def test_evolve_respond_through_the_python_api(vllm_server):
     assert set(answered["output_status"]) <= {"ok", "truncated"} and all(answered["output"])
     responder = json.loads(answered["output_responder"][0])["backend"]
     assert responder["kind"] == "openai" and responder["details"]["route"] == "completions"
-    assert responder["served_model"] == vllm_server.model and responder["model"] == Path(vllm_server.model).name  # no local path
+    assert responder["served_model"] == responder["model"] == Path(vllm_server.model).name  # no local path
 
 
 @pytest.mark.parametrize(("route", "tokenizer"), ROUTES)
@@ -133,7 +133,7 @@ def test_car_generation_through_vllm(vllm_server, tmp_path, capsys, embedded):
     assert "| rank | generator |" in capsys.readouterr().out
     responses = [json.loads(line) for line in (out / "responses.jsonl").read_text().splitlines()]
     assert len(responses) == 3 and all(r["vllm"] and r["vllm_status"] in ("ok", "truncated") for r in responses)
-    assert json.loads(responses[0]["vllm_responder"])["backend"]["served_model"] == vllm_server.model
+    assert json.loads(responses[0]["vllm_responder"])["backend"]["served_model"] == Path(vllm_server.model).name
 
 
 def test_top1_from_vllm_agrees_with_local_generation_on_greedy_rows(vllm_server):

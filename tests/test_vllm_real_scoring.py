@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -90,7 +91,7 @@ def test_cli_score_through_vllm_matches_local(vllm_server, embedded, tmp_path, c
     assert f"through {vllm_server.url}" in capsys.readouterr().out
     record = json.loads((out / "hfevol_run.json").read_text())
     stage = record["stages"][0]
-    assert stage["logprobs"] == "vllm prompt_logprobs" and stage["backend"]["served_model"] == vllm_server.model
+    assert stage["logprobs"] == "vllm prompt_logprobs" and stage["backend"]["served_model"] == Path(vllm_server.model).name
     assert stage["backend"]["details"]["server"]["max_model_len"] == vllm_server.max_model_len
     scored = Dataset.from_parquet(str(out / "data" / "train.parquet")).to_dict()
     local = Score(model="embedded", device="cpu", dtype="float32")({k: batch[k][: len(ROWS)] for k in batch}, list(range(len(ROWS))))
