@@ -53,6 +53,13 @@ class MeteredBackend(Backend):
         if self.budget_tokens is not None and (not isinstance(self.budget_tokens, int) or self.budget_tokens < 1):
             raise ConfigError(f"--budget-tokens {self.budget_tokens!r} must be an integer >= 1")
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The tokenizer finder is runtime state: it closes over the command's options (--out among them), so in a
+        # transform's datasets fingerprint it would make an identical run into another folder miss the cache.
+        state = super().__getstate__()
+        state.pop("tokenizer", None)
+        return state
+
     def _state(self) -> dict[str, int]:
         if getattr(self, "_counts", None) is None:
             self._counts = {"requests": 0, "prompt": 0, "completion": 0, "unknown": 0, "not_sent": 0}
@@ -63,9 +70,10 @@ class MeteredBackend(Backend):
         """The tokenizer for the counts the server did not give (found once; None when there is none)."""
         if not hasattr(self, "_found"):
             self._found: tuple[Any, str] | None = None
-            if self.tokenizer is not None:
+            finder = getattr(self, "tokenizer", None)  # absent in a copy made by pickling (a num_proc worker)
+            if finder is not None:
                 try:
-                    self._found = self.tokenizer()
+                    self._found = finder()
                 except HfevolError as exc:  # counting tokens never stops a run: the answers stay unknown
                     logger.warning("token counts without usage stay unknown: %s", str(exc).splitlines()[0])
         return self._found

@@ -197,3 +197,19 @@ def test_a_published_card_shows_the_token_counts_of_the_record(tmp_path):
     card = (tmp_path / "release" / "README.md").read_text()
     line = next(line for line in card.splitlines() if line.startswith("Tokens the generation commands used"))
     assert f"`evolve` {tokens['prompt']} prompt + {tokens['completion']} completion over 8 answers" in line
+
+
+def test_the_token_meter_keeps_the_command_options_out_of_fingerprints():
+    """The meter's tokenizer finder closes over the command's options, --out among them; in a transform's
+    fingerprint, that would make the same run into another folder miss the datasets cache."""
+    import argparse
+
+    from _helpers import ScriptedBackend
+    from datasets.fingerprint import Hasher
+
+    from hfevol.budget import metered
+    from hfevol.evolution import EvolInstruct
+
+    base = ScriptedBackend()
+    a, b = (EvolInstruct(backend=metered(base, argparse.Namespace(out=out))) for out in ("/tmp/run-a", "/tmp/run-b"))
+    assert Hasher.hash(a) == Hasher.hash(b)
