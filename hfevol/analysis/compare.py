@@ -17,9 +17,10 @@ A plot whose measure is absent everywhere is not drawn (the table says ``-``).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,24 @@ def _pyplot() -> Any:
     return plt
 
 
+@contextlib.contextmanager
+def _figure(path: Path, *args: Any, **kwargs: Any) -> Iterator[Any]:
+    """``plt.subplots(*args, **kwargs)``'s axes; on leaving the block the figure is laid out and saved at ``path``, and always closed."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(*args, dpi=100, **kwargs)
+    try:
+        yield axes
+        fig.tight_layout()
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
+
+
+def _legend(ax: Any) -> None:
+    if ax.get_legend_handles_labels()[0]:  # a round where no evolver has values draws no legend
+        ax.legend(fontsize=8)
+
+
 def density(values: list[float], grid: Any) -> Any:
     """A Gaussian kernel density of ``values`` on ``grid`` (Scott's bandwidth, as the paper's plots)."""
     import numpy as np
@@ -140,13 +159,11 @@ def _density_plot(datasets: Mapping[str, Any], column: str, label: str, path: Pa
     per = {(name, r): _values(ds, column, r) for name, ds in datasets.items() for r in rounds}
     if not any(len(v) for v in per.values()):
         return None
-    plt = _pyplot()
     everything = [v for vs in per.values() for v in vs]
     lo, hi = min(everything), max(everything)
     pad = (hi - lo) * 0.1 or 0.05
     grid = np.linspace(lo - pad, hi + pad, 200)
-    fig, axes = plt.subplots(1, len(rounds), figsize=(4.2 * len(rounds), 3.4), dpi=100, squeeze=False)
-    try:
+    with _figure(path, 1, len(rounds), figsize=(4.2 * len(rounds), 3.4), squeeze=False) as axes:
         for ax, r in zip(axes[0], rounds):
             for name in datasets:
                 vs = per[(name, r)]
@@ -157,12 +174,7 @@ def _density_plot(datasets: Mapping[str, Any], column: str, label: str, path: Pa
             ax.set_title(f"round {r}", fontsize=10)
             ax.set_xlabel(label)
             ax.set_ylabel("density")
-            if ax.get_legend_handles_labels()[0]:  # a round where no evolver has values draws no legend
-                ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path)
-    finally:
-        plt.close(fig)
+            _legend(ax)
     return path
 
 
@@ -171,10 +183,8 @@ def _difficulty_plot(summaries: Mapping[str, dict[int, dict[str, Any]]], path: P
 
     if not any("difficulty_levels" in e for s in summaries.values() for e in s.values()):
         return None
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(rounds), figsize=(4.6 * len(rounds), 3.4), dpi=100, squeeze=False)
     width = 0.8 / max(len(summaries), 1)
-    try:
+    with _figure(path, 1, len(rounds), figsize=(4.6 * len(rounds), 3.4), squeeze=False) as axes:
         for ax, r in zip(axes[0], rounds):
             for k, (name, s) in enumerate(summaries.items()):
                 e = s.get(r, {})
@@ -184,21 +194,14 @@ def _difficulty_plot(summaries: Mapping[str, dict[int, dict[str, Any]]], path: P
             ax.set_xticks(range(len(LEVELS)), [level.replace(" ", "\n") for level in LEVELS], fontsize=8)
             ax.set_ylabel("% of ok rows")
             ax.set_title(f"round {r}", fontsize=10)
-            if ax.get_legend_handles_labels()[0]:  # a round where no evolver has values draws no legend
-                ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path)
-    finally:
-        plt.close(fig)
+            _legend(ax)
     return path
 
 
 def _ic_ifd_plot(summaries: Mapping[str, dict[int, dict[str, Any]]], path: Path) -> Path | None:
     if not any(_stat(e, "ic_ifd") is not None for s in summaries.values() for e in s.values()):
         return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
-    try:
+    with _figure(path, figsize=(6, 3.6)) as ax:
         for name, s in summaries.items():
             quartiles = [(r, _stat(e, "ic_ifd", "median"), _stat(e, "ic_ifd", "q1"), _stat(e, "ic_ifd", "q3")) for r, e in s.items()]
             points = [(r, m, q1, q3) for r, m, q1, q3 in quartiles if m is not None and q1 is not None and q3 is not None]
@@ -208,12 +211,7 @@ def _ic_ifd_plot(summaries: Mapping[str, dict[int, dict[str, Any]]], path: Path)
         ax.set_xlabel("round")
         ax.set_ylabel("IC-IFD (median, bars: quartiles)")
         ax.set_xticks(sorted({r for s in summaries.values() for r in s}))
-        if ax.get_legend_handles_labels()[0]:  # a round where no evolver has values draws no legend
-            ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path)
-    finally:
-        plt.close(fig)
+        _legend(ax)
     return path
 
 
