@@ -11,23 +11,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from test_autoif_pipeline import AutoIFEngine, _argv, _jsonl
+from test_autoif_pipeline import AutoIFEngine, _argv, _jsonl, inputs  # noqa: F401 - inputs: the pipeline tests' seed and query files, a fixture
 
 from hfevol.cli import main
 from hfevol.testing import TGITestServer
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def inputs(tmp_path: Path) -> dict[str, str]:
-    from test_autoif_pipeline import QUERIES, SEEDS
-
-    seeds = tmp_path / "seeds.txt"
-    seeds.write_text(SEEDS)
-    queries = tmp_path / "queries.jsonl"
-    queries.write_text("".join(json.dumps({"instruction": q}) + "\n" for q in QUERIES))
-    return {"seeds": str(seeds), "queries": str(queries)}
 
 
 def _section(card: str) -> str:
