@@ -19,6 +19,9 @@ from hfevol.cache import RequestCache
 
 pytestmark = [pytest.mark.vllm, pytest.mark.integration]
 
+ROWS = 80
+"""Rows of each job in the crash test."""
+
 
 def _seeds(tmp_path: Path, rows: list[dict], name: str = "seeds.jsonl") -> Path:
     path = tmp_path / name
@@ -72,7 +75,9 @@ def test_a_crash_mid_run_then_the_server_comes_back_or_never_does(vllm_server, t
     one with a short retry budget gives up on its unanswered rows, with a cause, and says so.
     Re-runs send nothing already answered."""
     patient_out, short_out = tmp_path / "patient", tmp_path / "short"
-    rows = [{"instruction": f"Describe the number {i} in one sentence."} for i in range(24)]
+    # enough rows that neither job can finish before the other has started, on a fast machine too
+    # (24 rows once did: one job ended before the crash)
+    rows = [{"instruction": f"Describe the number {i} in one sentence."} for i in range(ROWS)]
     patient_seeds, short_seeds = (
         _seeds(tmp_path, rows, "a.jsonl"),
         _seeds(tmp_path, [{"instruction": r["instruction"] + " Be brief."} for r in rows], "b.jsonl"),
@@ -84,18 +89,19 @@ def test_a_crash_mid_run_then_the_server_comes_back_or_never_does(vllm_server, t
     try:
         deadline = time.monotonic() + 300
         while (_answered(patient_out) < 4 or _answered(short_out) < 4) and time.monotonic() < deadline:
-            assert patient.poll() is None and short.poll() is None, "a job ended before the crash"
+            for name, proc in (("patient", patient), ("short", short)):
+                assert proc.poll() is None, f"the {name} job ended before the crash: {proc.communicate()[1][-2000:]}"
             time.sleep(0.2)
         vllm_server.kill()
         done_before_crash = _answered(patient_out)
-        assert 4 <= done_before_crash < 24, done_before_crash
+        assert 4 <= done_before_crash < ROWS, done_before_crash
 
         # the server stays down: the short job gives up on every unanswered row, with a cause, and ends
         short_stdout, short_stderr = short.communicate(timeout=120)
         assert short.returncode == 0, short_stderr
         statuses = _table(short_out)["evol_status"]
         failed = [i for i, s in enumerate(statuses) if s == "failed"]
-        assert failed and len(failed) == 24 - _answered(short_out)
+        assert failed and len(failed) == ROWS - _answered(short_out)
         assert all("cannot connect" in r or "connection" in r for r in (_table(short_out)["evol_reason"][i] for i in failed))
         assert f"failed         {len(failed):>6}  (connection {len(failed)})" in short_stdout
         assert "retry-failed" in short_stdout
