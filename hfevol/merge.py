@@ -29,6 +29,22 @@ if TYPE_CHECKING:
 _RUN_OPTIONS = {"shard_index", "out", "cache", "endpoint", "max_in_flight", "budget_tokens", "dry_run", "price_per_mtok"}
 """Command options that may differ between the shards of one job (where a shard writes, which replicas it uses)."""
 _PER_SHARD_EXTRAS = {"shard", "report", "responses", "summary", "rounds_written", "tokens", "merged_from"}
+"""Record extras that hold one shard's facts (counts, summaries): left out of the configuration check."""
+
+MERGED_EXTRAS: dict[str, str] = {"score": "hfevol.cli.score:merged_extras"}
+"""Per command: ``"module:function"`` of a function ``(rows, records) -> dict`` that computes the command's record
+extras again over the merged ``rows`` (``records``: the shards' records, in shard order). A command whose summary is
+not a sum of the shards' adds itself here, and the names of those extras to :data:`_PER_SHARD_EXTRAS`."""
+
+
+def _merged_extras_of(name: str) -> Any:
+    from importlib import import_module
+
+    target = MERGED_EXTRAS.get(name)
+    if target is None:
+        return None
+    module, _, function = target.partition(":")
+    return getattr(import_module(module), function)
 
 
 class _Shard:
@@ -194,10 +210,9 @@ def _summaries(first: RunRecord, records: Sequence[RunRecord], merged: Mapping[s
 
         out["report"] = round_report(rows)
         out["rounds_written"] = len(out["report"]["rounds"])
-    if name == "score" and "summary" in first.extras:
-        from .cli.score import _summary
-
-        out["summary"] = _summary(rows, rows["ic_ifd"])
+    recompute = _merged_extras_of(name)
+    if recompute is not None:
+        out.update(recompute(rows, records))
     for key in ("responses",):
         if key in first.extras:
             out[key] = _sum_values([r.extras.get(key) or {} for r in records])

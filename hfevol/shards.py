@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -98,13 +99,16 @@ def spec_from(args: argparse.Namespace) -> ShardSpec:
     return spec
 
 
-def shard_extra(spec: ShardSpec, total: int) -> Any:
-    """The ``extra=`` writer of :func:`hfevol.io.write_output` that puts the completion marker into the staged folder (None unsharded)."""
+def shard_extra(spec: ShardSpec, total: int, also: Callable[[Path], None] | None = None) -> Callable[[Path], None] | None:
+    """The ``extra=`` writer of :func:`hfevol.io.write_output` that puts the completion marker into the staged folder,
+    after ``also`` (the command's own files, e.g. a plot); ``also`` alone (None) unsharded."""
     if not spec.sharded:
-        return None
+        return also
     content = json.dumps(spec.entry(total), indent=2) + "\n"
 
     def mark(folder: Path) -> None:
+        if also is not None:
+            also(folder)
         (folder / MARKER_FILE).write_text(content)
 
     return mark
@@ -136,4 +140,10 @@ def with_shard(record: Any, spec: ShardSpec, total: int, *, first_stage: int) ->
     return record.with_extras(shard={**spec.entry(total), "first_stage": first_stage})
 
 
-__all__ = ["MARKER_FILE", "ShardSpec", "add_shard_options", "is_complete", "read_marker", "shard_extra", "spec_from", "with_shard"]
+def finish_shard(record: Any, spec: ShardSpec, total: int, *, first_stage: int, also: Callable[[Path], None] | None = None) -> tuple[Any, Any]:
+    """``(record, extra)`` for :func:`hfevol.io.write_output`: the record with its shard entry (:func:`with_shard`) and
+    the writer of the completion marker after ``also`` (:func:`shard_extra`). What every sharded command ends with."""
+    return with_shard(record, spec, total, first_stage=first_stage), shard_extra(spec, total, also)
+
+
+__all__ = ["MARKER_FILE", "ShardSpec", "add_shard_options", "finish_shard", "is_complete", "read_marker", "shard_extra", "spec_from", "with_shard"]

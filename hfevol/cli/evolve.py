@@ -13,7 +13,7 @@ from ..budget import add_budget_options, metered, print_tokens, record_tokens
 from ..errors import ConfigError, EmptyDatasetError
 from ..evolution import ALL_OPERATIONS, BREADTH_OPERATION, AutoEvolInstruct, Elimination, EvolInstruct, Evolver
 from ..io import BUILTIN_SAMPLE, write_output
-from ..shards import add_shard_options, shard_extra, spec_from, with_shard
+from ..shards import add_shard_options, finish_shard, spec_from
 from ._claim import writes_output
 from ._options import (
     add_column_options,
@@ -145,8 +145,8 @@ def run(args: argparse.Namespace) -> int:
     record = record.with_command("evolve", run_options(args), input=seed_data)
     record = record.with_stages(round_stages(evolver, evolved, elimination=elimination, seeds=seed_data.data))
     record = record.with_extras(rounds_requested=args.rounds, rounds_written=len(report["rounds"]), report=report)
-    record = with_shard(record_tokens(record, evolver.backend), spec, len(rows), first_stage=0)
-    out = write_output(evolved, args.out, record=record, extra=shard_extra(spec, len(rows)))
+    record, extra = finish_shard(record_tokens(record, evolver.backend), spec, len(rows), first_stage=0)
+    out = write_output(evolved, args.out, record=record, extra=extra)
     title = "Auto Evol-Instruct" if args.method == "auto-evol" else "Evol-Instruct"
     print_rounds_summary(title, report, evolved, out=out, seconds=seconds)
     if endpoint is not None:

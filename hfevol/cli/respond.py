@@ -9,7 +9,7 @@ from collections import Counter
 
 from ..budget import add_budget_options, metered, print_tokens, record_tokens
 from ..io import write_output
-from ..shards import add_shard_options, shard_extra, spec_from, with_shard
+from ..shards import add_shard_options, finish_shard, spec_from
 from ._claim import writes_output
 from ._options import (
     add_column_options,
@@ -79,8 +79,10 @@ def run(args: argparse.Namespace) -> int:
     counts = value_counts(answered, status_column)
     stage = StageRecord.from_json(respond.metadata()).recorded(input=rows, counts=counts)
     record = chain_command(args.dataset, rows, "respond", run_options(args), stage, split=args.split)
-    record = with_shard(record_tokens(record, respond.backend).with_extras(responses=dict(counts)), spec, len(rows), first_stage=len(record.stages) - 1)
-    out = write_output(answered, args.out, record=record, extra=shard_extra(spec, len(rows)))
+    record, extra = finish_shard(
+        record_tokens(record, respond.backend).with_extras(responses=dict(counts)), spec, len(rows), first_stage=len(record.stages) - 1
+    )
+    out = write_output(answered, args.out, record=record, extra=extra)
     print(f"\n== Responses: {len(answered)} rows in {seconds:.1f} s, responder {stage.backend.model}")
     for status, n in counts.most_common():
         print(f"   {status:<14} {n:>6}")

@@ -12,7 +12,7 @@ from ..extras import available, install_line
 from ..io import BUILTIN_SAMPLE, write_output
 from ..scoring.construction import MODES
 from ..scoring.ifd import IC_IFD_FORMS, IFD_FORMS
-from ..shards import add_shard_options, shard_extra, spec_from, with_shard
+from ..shards import add_shard_options, finish_shard, spec_from
 from ..stats import finite_mean
 from ._claim import writes_output
 from ._options import add_column_options, add_dataset_options, add_endpoint_options, add_limit_option, add_model_options, backend_from, rows_from, run_options
@@ -80,18 +80,16 @@ def run(args: argparse.Namespace) -> int:
             title=f"IC-IFD of {len(scored)} rows, scored by {model_name}",
         ))  # fmt: skip
 
-    record = with_shard(record.with_extras(summary=summary), spec, len(full), first_stage=len(record.stages) - 1)
-    mark = shard_extra(spec, len(full))
-
-    def extra(folder: Path) -> None:
-        draw(folder)
-        if mark is not None:
-            mark(folder)
-
+    record, extra = finish_shard(record.with_extras(summary=summary), spec, len(full), first_stage=len(record.stages) - 1, also=draw)
     write_output(scored, out, record=record, extra=extra)
     plot = out / HISTOGRAM_FILE if drawn[0] is not None else None
     _print_summary(summary, seconds, score, model_name, out, plot)
     return 0
+
+
+def merged_extras(rows: "Dataset", records: Any) -> dict[str, Any]:
+    """The summary of merged shards, computed again over every row (:data:`hfevol.merge.MERGED_EXTRAS`)."""
+    return {"summary": _summary(rows, rows["ic_ifd"])}
 
 
 def _summary(scored: "Dataset", ic_ifd: list[float | None]) -> dict[str, Any]:
